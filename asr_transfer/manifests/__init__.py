@@ -1,0 +1,1 @@
+"""Manifest builders (Common Voice, folders, CSV/TSV, existing manifests) and manifest utilities."""

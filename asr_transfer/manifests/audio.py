@@ -1,0 +1,86 @@
+"""Decoding, resampling and writing one clip: the per-clip work of every manifest builder.
+
+In: a source audio file in any format soundfile reads (MP3 included, through its bundled libsndfile),
+at any rate and channel count. Out: 16 kHz mono 16-bit WAV or FLAC written atomically, and the
+duration measured from the decoded samples, or a reject reason when the clip cannot be used.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+import numpy as np
+import soundfile
+import soxr
+
+from asr_transfer.fileio import atomic_path
+
+TARGET_RATE = 16000
+AUDIO_FORMATS = {"wav": ("WAV", "PCM_16"), "flac": ("FLAC", "PCM_16")}
+
+REJECT_MISSING = "missing_clip"
+REJECT_EMPTY_FILE = "empty_clip"
+REJECT_UNDECODABLE = "undecodable_clip"
+
+
+@dataclass(frozen=True)
+class ClipResult:
+    duration: float | None
+    reason: str | None = None
+    detail: str = ""
+
+
+def decode_mono(path: str, target_rate: int = TARGET_RATE) -> np.ndarray:
+    """Decode ``path`` to float32 mono samples at ``target_rate`` (soxr high quality)."""
+    samples, rate = soundfile.read(path, dtype="float32", always_2d=True)
+    mono = samples.mean(axis=1) if samples.shape[1] > 1 else samples[:, 0]
+    if rate != target_rate:
+        mono = soxr.resample(mono, rate, target_rate, quality="HQ")
+    return np.ascontiguousarray(mono, dtype=np.float32)
+
+
+def source_problem(path: str) -> ClipResult | None:
+    try:
+        size = os.path.getsize(path)
+    except OSError:
+        return ClipResult(None, REJECT_MISSING)
+    return ClipResult(None, REJECT_EMPTY_FILE) if size == 0 else None
+
+
+def convert_clip(source: str, destination: str, audio_format: str = "wav") -> ClipResult:
+    """Write ``source`` as 16 kHz mono ``destination``; a finished destination is reused, not redone."""
+    if os.path.isfile(destination):
+        info = soundfile.info(destination)
+        return ClipResult(info.frames / info.samplerate)
+    problem = source_problem(source)
+    if problem:
+        return problem
+    try:
+        samples = decode_mono(source)
+    except Exception as error:  # libsndfile raises several types for corrupt input
+        return ClipResult(None, REJECT_UNDECODABLE, _short(error))
+    if samples.size == 0:
+        return ClipResult(None, REJECT_UNDECODABLE, "no audio frames")
+    container, subtype = AUDIO_FORMATS[audio_format]
+    with atomic_path(destination) as tmp:
+        soundfile.write(tmp, samples, TARGET_RATE, format=container, subtype=subtype)
+    return ClipResult(samples.size / TARGET_RATE)
+
+
+def measure_clip(source: str) -> ClipResult:
+    """Decode ``source`` fully (to prove it decodes) and return its duration; nothing is written."""
+    problem = source_problem(source)
+    if problem:
+        return problem
+    try:
+        samples, rate = soundfile.read(source, dtype="float32", always_2d=True)
+    except Exception as error:
+        return ClipResult(None, REJECT_UNDECODABLE, _short(error))
+    if samples.shape[0] == 0:
+        return ClipResult(None, REJECT_UNDECODABLE, "no audio frames")
+    return ClipResult(samples.shape[0] / rate)
+
+
+def _short(error: Exception) -> str:
+    return " ".join(str(error).split())[:200]

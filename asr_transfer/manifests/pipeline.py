@@ -1,0 +1,254 @@
+"""The manifest builder shared by every input kind: normalize, convert, filter, account, write.
+
+In: a stream of :class:`SourceItem` (one per input row: split, audio path, raw transcript, metadata),
+a :class:`~asr_transfer.languages.Language` and :class:`BuildOptions`. Out, in ``OUT_DIR``:
+``<split>.json`` NeMo manifests, ``clips/`` (16 kHz mono audio), ``rejects.tsv`` (split, path, reason,
+detail) and ``summary.json``. Every input row ends in a manifest or in ``rejects.tsv``; for every split
+``rows_in == kept + rejected``. Audio is converted in parallel worker processes, streaming: memory does
+not grow with the corpus beyond one key per clip for the duplicate check.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections import Counter
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from tqdm import tqdm
+
+from asr_transfer.fileio import atomic_open, manifest_line, remove_stale_temporaries, write_json
+from asr_transfer.languages import Language
+from asr_transfer.manifests.audio import AUDIO_FORMATS, ClipResult, convert_clip, measure_clip
+from asr_transfer.parallel import default_jobs, ordered_map
+
+REJECT_MALFORMED = "malformed_row"
+REJECT_DUPLICATE = "duplicate_path"
+REJECT_TOO_SHORT = "too_short"
+REJECT_TOO_LONG = "too_long"
+REJECT_TOO_FAST = "too_many_chars_per_second"
+REJECT_TOO_SLOW = "too_few_chars_per_second"
+REJECT_DURATION_MISMATCH = "duration_mismatch"
+
+REJECTS_FILE = "rejects.tsv"
+SUMMARY_FILE = "summary.json"
+
+
+@dataclass(frozen=True)
+class SourceItem:
+    split: str
+    reference: str  # the path as the input wrote it, for rejects.tsv
+    source: str  # absolute path of the input audio
+    key: str  # output name below clips/, without extension; also the duplicate key
+    text: str
+    metadata: dict = field(default_factory=dict)
+    problem: str = ""
+    expected_duration: float | None = None
+
+
+@dataclass
+class BuildOptions:
+    min_duration: float = 0.5
+    max_duration: float = 20.0
+    min_chars_per_second: float | None = None  # None: the language file's value
+    max_chars_per_second: float | None = None
+    audio_format: str = "wav"
+    jobs: int = field(default_factory=default_jobs)
+    convert: bool = True  # False: keep the source audio, only validate it
+    duration_tolerance: float = 0.5  # seconds of disagreement with a listed duration before rejecting
+    progress: bool = True
+
+    def __post_init__(self) -> None:
+        if self.audio_format not in AUDIO_FORMATS:
+            raise ValueError(f"--audio-format must be one of {', '.join(AUDIO_FORMATS)}")
+        if self.min_duration >= self.max_duration:
+            raise ValueError("--min-duration must be below --max-duration")
+
+
+def clip_output_path(out_dir: str | os.PathLike, key: str, audio_format: str) -> str:
+    """Where a clip's converted audio lives; both the resume check and the writer use this."""
+    return os.path.join(os.path.abspath(out_dir), "clips", f"{key}.{audio_format}")
+
+
+def manifest_path(out_dir: str | os.PathLike, split: str) -> str:
+    return os.path.join(os.fspath(out_dir), f"{split}.json")
+
+
+def summary_path(out_dir: str | os.PathLike) -> str:
+    return os.path.join(os.fspath(out_dir), SUMMARY_FILE)
+
+
+def _clip_task(task: tuple) -> tuple:
+    """Worker side: convert (or only measure) one clip; the item and its text travel along."""
+    item, text, destination, audio_format = task
+    if destination is None:
+        return item, text, measure_clip(item.source)
+    return item, text, convert_clip(item.source, destination, audio_format)
+
+
+class _SplitStats:
+    def __init__(self) -> None:
+        self.rows_in = 0
+        self.kept = 0
+        self.seconds = 0.0
+        self.rejected: Counter = Counter()
+        self.characters: Counter = Counter()
+
+    def as_dict(self) -> dict:
+        return {
+            "rows_in": self.rows_in,
+            "kept": self.kept,
+            "rejected": sum(self.rejected.values()),
+            "rejected_by_reason": dict(sorted(self.rejected.items())),
+            "hours": round(self.seconds / 3600, 4),
+            "characters": dict(sorted(self.characters.items())),
+        }
+
+
+class ManifestBuilder:
+    def __init__(self, out_dir: str | os.PathLike, language: Language, options: BuildOptions, splits: list[str]):
+        self.out_dir = Path(out_dir)
+        self.language = language
+        self.options = options
+        self.splits = splits
+        self.stats = {split: _SplitStats() for split in splits}
+        self.min_cps = _first_set(options.min_chars_per_second, language.min_chars_per_second)
+        self.max_cps = _first_set(options.max_chars_per_second, language.max_chars_per_second)
+        self._seen_keys: set[str] = set()
+        self._rejects = None
+        self._manifests: dict = {}
+        self._bar = None
+
+    def run(self, items: Iterable[SourceItem], total: int | None = None, extra_summary: dict | None = None) -> dict:
+        self.out_dir.mkdir(parents=True, exist_ok=True)
+        remove_stale_temporaries(self.out_dir)
+        started = time.time()
+        with atomic_open(self.out_dir / REJECTS_FILE) as rejects, _open_manifests(self.out_dir, self.splits) as manifests:
+            self._rejects = rejects
+            self._manifests = manifests
+            rejects.write("split\tpath\treason\tdetail\n")
+            self._bar = tqdm(total=total, unit="clip", disable=not self.options.progress, desc="clips")
+            accepted = self._screen(items)
+            for item, text, result in ordered_map(_clip_task, self._tasks(accepted), jobs=self.options.jobs):
+                self._finish(item, text, result)
+                self._bar.update(1)
+            self._bar.close()
+        summary = self._summary(time.time() - started, extra_summary or {})
+        write_json(summary_path(self.out_dir), summary)
+        return summary
+
+    def _screen(self, items: Iterable[SourceItem]) -> Iterator[tuple[SourceItem, str]]:
+        """Reject rows on text and bookkeeping alone, before any audio work."""
+        for item in items:
+            stats = self.stats[item.split]
+            stats.rows_in += 1
+            if item.problem:
+                reason, detail = REJECT_MALFORMED, item.problem
+            elif item.key in self._seen_keys:
+                reason, detail = REJECT_DUPLICATE, "listed earlier"
+            else:
+                self._seen_keys.add(item.key)
+                normalized = self.language.normalize(item.text)
+                if normalized.text is not None:
+                    yield item, normalized.text
+                    continue
+                reason, detail = normalized.reason, normalized.detail
+            self._reject(item, reason, detail)
+            self._bar.update(1)
+
+    def _tasks(self, accepted: Iterator[tuple[SourceItem, str]]) -> Iterator[tuple]:
+        audio_format = self.options.audio_format
+        for item, text in accepted:
+            destination = clip_output_path(self.out_dir, item.key, audio_format) if self.options.convert else None
+            yield (item, text, destination, audio_format)
+
+    def _finish(self, item: SourceItem, text: str, result: ClipResult) -> None:
+        if result.reason:
+            self._reject(item, result.reason, result.detail)
+            return
+        duration = result.duration
+        reason = self._duration_problem(item, text, duration)
+        if reason:
+            self._reject(item, reason, f"{duration:.2f}s, {len(text)} chars")
+            return
+        entry = {
+            "audio_filepath": clip_output_path(self.out_dir, item.key, self.options.audio_format)
+            if self.options.convert
+            else item.source,
+            "duration": round(duration, 3),
+            "text": text,
+            **item.metadata,
+        }
+        self._manifests[item.split].write(manifest_line(entry))
+        stats = self.stats[item.split]
+        stats.kept += 1
+        stats.seconds += duration
+        stats.characters.update(text)
+
+    def _duration_problem(self, item: SourceItem, text: str, duration: float) -> str | None:
+        if item.expected_duration is not None and abs(duration - item.expected_duration) > max(
+            self.options.duration_tolerance, 0.1 * item.expected_duration
+        ):
+            return REJECT_DURATION_MISMATCH
+        if duration < self.options.min_duration:
+            return REJECT_TOO_SHORT
+        if duration > self.options.max_duration:
+            return REJECT_TOO_LONG
+        chars_per_second = len(text) / duration
+        if self.max_cps and chars_per_second > self.max_cps:
+            return REJECT_TOO_FAST
+        if self.min_cps and chars_per_second < self.min_cps:
+            return REJECT_TOO_SLOW
+        return None
+
+    def _reject(self, item: SourceItem, reason: str, detail: str = "") -> None:
+        self.stats[item.split].rejected[reason] += 1
+        clean_detail = " ".join(detail.split())
+        self._rejects.write(f"{item.split}\t{item.reference}\t{reason}\t{clean_detail}\n")
+
+    def _summary(self, seconds: float, extra: dict) -> dict:
+        splits = {split: stats.as_dict() for split, stats in self.stats.items()}
+        inventory: Counter = Counter()
+        for stats in self.stats.values():
+            inventory.update(stats.characters)
+        rows_in = sum(stats.rows_in for stats in self.stats.values())
+        return {
+            "language": self.language.code,
+            "text_options": list(self.language.enabled_options),
+            "rows_in": rows_in,
+            "kept": sum(stats.kept for stats in self.stats.values()),
+            "rejected": sum(sum(stats.rejected.values()) for stats in self.stats.values()),
+            "splits": splits,
+            "character_inventory": dict(sorted(inventory.items())),
+            "filters": {
+                "min_duration": self.options.min_duration,
+                "max_duration": self.options.max_duration,
+                "min_chars_per_second": self.min_cps,
+                "max_chars_per_second": self.max_cps,
+            },
+            "audio": {"format": self.options.audio_format, "converted": self.options.convert, "rate": 16000},
+            "seconds": round(seconds, 2),
+            "clips_per_second": round(rows_in / seconds, 2) if seconds > 0 else None,
+            **extra,
+        }
+
+
+def _first_set(*values):
+    return next((value for value in values if value is not None), None)
+
+
+class _open_manifests:
+    """Open one temporary manifest per split; rename all of them only when the whole run succeeded."""
+
+    def __init__(self, out_dir: Path, splits: list[str]) -> None:
+        self._contexts = {split: atomic_open(manifest_path(out_dir, split)) for split in splits}
+
+    def __enter__(self) -> dict:
+        return {split: context.__enter__() for split, context in self._contexts.items()}
+
+    def __exit__(self, *exc_info) -> bool:
+        for context in self._contexts.values():
+            context.__exit__(*exc_info)
+        return False

@@ -1,0 +1,146 @@
+"""``asr-transfer prepare-cv``: a Common Voice locale (folder or tarball) to NeMo manifests.
+
+In: ``CV_DIR_OR_TARBALL`` (an extracted release at any level, or the ``.tar.gz``), a language code.
+Out: ``OUT_DIR/{train,dev,test}.json``, ``OUT_DIR/clips/`` (16 kHz mono WAV or FLAC),
+``OUT_DIR/rejects.tsv`` and ``OUT_DIR/summary.json``. A rerun skips finished clips.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+from tqdm import tqdm
+
+from asr_transfer.languages import load_language
+from asr_transfer.manifests import common_voice as cv
+from asr_transfer.manifests.pipeline import BuildOptions, ManifestBuilder, SourceItem
+from asr_transfer.manifests.options import add_build_arguments, build_options, report_summary, run_cli
+
+# Held-out splits first, so that a clip listed twice is kept in dev/test and rejected from train.
+SPLIT_ORDER = ("test", "dev", "train")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="asr-transfer prepare-cv",
+        description="Turn a Common Voice locale into NeMo manifests: decode every MP3, resample to 16 kHz "
+        "mono, normalize text with the language file, filter, and account for every row.",
+    )
+    parser.add_argument("source", help="extracted Common Voice folder (any level) or the .tar.gz itself")
+    parser.add_argument("out_dir", help="output folder: train/dev/test.json, clips/, rejects.tsv, summary.json")
+    parser.add_argument(
+        "--train-from-validated",
+        action="store_true",
+        help="add validated clips whose speaker and sentence appear in neither dev nor test to train",
+    )
+    parser.add_argument(
+        "--extract-dir", help="where a tarball is extracted (default: OUT_DIR/extracted); resumable"
+    )
+    add_build_arguments(parser)
+    return parser
+
+
+def resolve_locale(source: str, out_dir: str, lang: str, extract_dir: str | None = None) -> Path:
+    """The locale folder of ``source``, extracting a tarball first when given one."""
+    if os.path.isfile(source):
+        if not (source.endswith((".tar.gz", ".tgz", ".tar"))):
+            raise cv.NotCommonVoice(f"{source} is a file but not a .tar.gz: give the archive or its extracted folder")
+        target = extract_dir or os.path.join(out_dir, "extracted")
+        with tqdm(unit="file", desc="extract") as bar:
+            cv.extract_tarball(source, target, progress=bar)
+        source = target
+    return cv.find_locale_dir(source, lang)
+
+
+def read_listed_durations(locale_dir: Path) -> dict[str, float]:
+    """Clip durations from ``clip_durations.tsv`` (v16.1+), in seconds; empty for older releases."""
+    path = locale_dir / "clip_durations.tsv"
+    durations: dict[str, float] = {}
+    if not path.is_file():
+        return durations
+    with open(path, encoding="utf-8") as handle:
+        handle.readline()
+        for line in handle:
+            fields = line.rstrip("\r\n").split("\t")
+            if len(fields) >= 2 and fields[1].strip().isdigit():
+                durations[cv.clip_file_name(fields[0])] = int(fields[1]) / 1000
+    return durations
+
+
+def iter_rows(locale_dir: Path, train_from_validated: bool, counts: dict) -> Iterator[cv.ClipRow]:
+    for split in SPLIT_ORDER:
+        yield from cv.read_split(locale_dir, split)
+    if train_from_validated:
+        held_out = [row for split in ("dev", "test") for row in cv.read_split(locale_dir, split)]
+        train_paths = {cv.clip_file_name(row.path) for row in cv.read_split(locale_dir, "train")}
+        yield from cv.extra_train_from_validated(locale_dir, held_out, counts, skip_paths=train_paths)
+
+
+def source_items(locale_dir: Path, rows: Iterator[cv.ClipRow], durations: dict[str, float]) -> Iterator[SourceItem]:
+    clips = locale_dir / "clips"
+    for row in rows:
+        name = cv.clip_file_name(row.path) if row.path else ""
+        yield SourceItem(
+            split=row.split,
+            reference=row.path,
+            source=str(clips / name),
+            key=Path(name).stem,
+            text=row.sentence,
+            metadata=row.metadata(),
+            problem=row.problem or ("" if row.path else "empty path field"),
+            expected_duration=durations.get(name),
+        )
+
+
+def count_rows(locale_dir: Path, train_from_validated: bool) -> int:
+    names = list(SPLIT_ORDER) + (["validated"] if train_from_validated else [])
+    total = 0
+    for name in names:
+        with open(locale_dir / f"{name}.tsv", "rb") as handle:
+            total += max(sum(1 for line in handle if line.strip()) - 1, 0)
+    return total
+
+
+def prepare_common_voice(
+    source: str,
+    out_dir: str,
+    lang: str,
+    options: BuildOptions | None = None,
+    train_from_validated: bool = False,
+    text_options: tuple[str, ...] = (),
+    extract_dir: str | None = None,
+) -> dict:
+    language = load_language(lang).with_options(text_options)
+    options = options or BuildOptions()
+    locale_dir = resolve_locale(source, out_dir, lang, extract_dir)
+    counts: dict = {}
+    rows = iter_rows(locale_dir, train_from_validated, counts)
+    items = source_items(locale_dir, rows, read_listed_durations(locale_dir))
+    builder = ManifestBuilder(out_dir, language, options, list(cv.RELEASED_SPLITS))
+    extra = {"source": str(locale_dir), "train_from_validated": counts if train_from_validated else None}
+    return builder.run(items, total=count_rows(locale_dir, train_from_validated), extra_summary=extra)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+
+    def run() -> dict:
+        return prepare_common_voice(
+            args.source,
+            args.out_dir,
+            args.lang,
+            build_options(args),
+            train_from_validated=args.train_from_validated,
+            text_options=tuple(args.text_option),
+            extract_dir=args.extract_dir,
+        )
+
+    return run_cli(run, lambda summary: report_summary(summary, args.out_dir))
+
+
+if __name__ == "__main__":
+    sys.exit(main())
