@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import unicodedata
 from dataclasses import dataclass, field
-from functools import lru_cache
+from functools import cache
 from pathlib import Path
 
 import yaml
@@ -155,7 +155,7 @@ def _load_raw(code: str) -> dict:
     return raw
 
 
-@lru_cache(maxsize=None)
+@cache
 def load_language(code: str) -> Language:
     raw = _load_raw(code)
     raw["code"] = code

@@ -154,8 +154,14 @@ def extra_train_from_validated(
     speakers = {row.speaker for row in held_out if row.speaker}
     sentences = {row.sentence.strip().lower() for row in held_out}
     held_out_paths = {clip_file_name(row.path) for row in held_out}
-    for name in ("validated_rows", "added", "already_in_train", "excluded_dev_test_clip", "excluded_speaker",
-                 "excluded_sentence"):
+    for name in (
+        "validated_rows",
+        "added",
+        "already_in_train",
+        "excluded_dev_test_clip",
+        "excluded_speaker",
+        "excluded_sentence",
+    ):
         counts.setdefault(name, 0)
     for row in read_clip_tsv(locale_dir / "validated.tsv", "train"):
         counts["validated_rows"] += 1

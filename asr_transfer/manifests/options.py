@@ -30,7 +30,9 @@ def add_build_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="NAME",
         help="enable an optional rule of the language file, e.g. fold_yo for ru (repeatable)",
     )
-    parser.add_argument("--audio-format", choices=sorted(AUDIO_FORMATS), default="wav", help="output audio (default wav)")
+    parser.add_argument(
+        "--audio-format", choices=sorted(AUDIO_FORMATS), default="wav", help="output audio (default wav)"
+    )
     parser.add_argument("--jobs", type=int, default=default_jobs(), help="worker processes (default: all cores)")
     parser.add_argument("--min-duration", type=float, default=0.5, help="reject clips shorter than this (s)")
     parser.add_argument("--max-duration", type=float, default=20.0, help="reject clips longer than this (s)")
@@ -53,12 +55,16 @@ def build_options(args: argparse.Namespace, convert: bool = True) -> BuildOption
 
 
 def report_summary(summary: dict, out_dir: str) -> None:
-    print(f"{summary['rows_in']} rows: {summary['kept']} kept, {summary['rejected']} rejected "
-          f"({summary['clips_per_second']} clips/s) -> {out_dir}")
+    print(
+        f"{summary['rows_in']} rows: {summary['kept']} kept, {summary['rejected']} rejected "
+        f"({summary['clips_per_second']} clips/s) -> {out_dir}"
+    )
     for split, stats in summary["splits"].items():
         reasons = ", ".join(f"{reason} {count}" for reason, count in stats["rejected_by_reason"].items())
-        print(f"  {split:>6}: {stats['kept']:>7} kept, {stats['hours']:.3f} h; rejected {stats['rejected']}"
-              + (f" ({reasons})" if reasons else ""))
+        print(
+            f"  {split:>6}: {stats['kept']:>7} kept, {stats['hours']:.3f} h; rejected {stats['rejected']}"
+            + (f" ({reasons})" if reasons else "")
+        )
 
 
 def run_cli(action: Callable[[], dict], report: Callable[[dict], None]) -> int:

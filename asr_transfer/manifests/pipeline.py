@@ -125,7 +125,10 @@ class ManifestBuilder:
         self.out_dir.mkdir(parents=True, exist_ok=True)
         remove_stale_temporaries(self.out_dir)
         started = time.time()
-        with atomic_open(self.out_dir / REJECTS_FILE) as rejects, _open_manifests(self.out_dir, self.splits) as manifests:
+        with (
+            atomic_open(self.out_dir / REJECTS_FILE) as rejects,
+            _open_manifests(self.out_dir, self.splits) as manifests,
+        ):
             self._rejects = rejects
             self._manifests = manifests
             rejects.write("split\tpath\treason\tdetail\n")

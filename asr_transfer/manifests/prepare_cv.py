@@ -17,8 +17,8 @@ from tqdm import tqdm
 
 from asr_transfer.languages import load_language
 from asr_transfer.manifests import common_voice as cv
-from asr_transfer.manifests.pipeline import BuildOptions, ManifestBuilder, SourceItem
 from asr_transfer.manifests.options import add_build_arguments, build_options, report_summary, run_cli
+from asr_transfer.manifests.pipeline import BuildOptions, ManifestBuilder, SourceItem
 
 # Held-out splits first, so that a clip listed twice is kept in dev/test and rejected from train.
 SPLIT_ORDER = ("test", "dev", "train")
@@ -37,9 +37,7 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="add validated clips whose speaker and sentence appear in neither dev nor test to train",
     )
-    parser.add_argument(
-        "--extract-dir", help="where a tarball is extracted (default: OUT_DIR/extracted); resumable"
-    )
+    parser.add_argument("--extract-dir", help="where a tarball is extracted (default: OUT_DIR/extracted); resumable")
     add_build_arguments(parser)
     return parser
 

@@ -98,7 +98,9 @@ def table_items(table: Path, split: str, path_column: str | None, text_column: s
             audio = (table.parent / reference) if reference else table.parent
             item = _item(split, reference, audio, table.parent, text)
             if not reference:
-                item = SourceItem(split, reference, str(audio), f"row-{reader.line_num}", "", problem="empty path field")
+                item = SourceItem(
+                    split, reference, str(audio), f"row-{reader.line_num}", "", problem="empty path field"
+                )
             yield item
 
 

@@ -32,12 +32,52 @@ from asr_transfer.synth.grammar import sentences
 
 # Variants that still sound like speech (the espeak-ng data also has robots and croaks).
 HUMAN_VARIANTS = (
-    "m1", "m2", "m3", "m4", "m5", "m6", "m7", "f1", "f2", "f3", "f4", "f5", "klatt", "klatt2", "klatt3",
-    "iven", "iven2", "john", "max", "mike2", "anika", "linda", "steph", "edward", "norbert", "robert",
-    "benjamin", "antonio", "marcelo", "victor", "david", "adam", "andrea", "annie", "Alicia",
+    "m1",
+    "m2",
+    "m3",
+    "m4",
+    "m5",
+    "m6",
+    "m7",
+    "f1",
+    "f2",
+    "f3",
+    "f4",
+    "f5",
+    "klatt",
+    "klatt2",
+    "klatt3",
+    "iven",
+    "iven2",
+    "john",
+    "max",
+    "mike2",
+    "anika",
+    "linda",
+    "steph",
+    "edward",
+    "norbert",
+    "robert",
+    "benjamin",
+    "antonio",
+    "marcelo",
+    "victor",
+    "david",
+    "adam",
+    "andrea",
+    "annie",
+    "Alicia",
 )
-ENGLISH_ACCENTS = ("en-us", "en-gb", "en-gb-scotland", "en-gb-x-rp", "en-gb-x-gbclan", "en-gb-x-gbcwmd", "en-029",
-                   "en-us-nyc")
+ENGLISH_ACCENTS = (
+    "en-us",
+    "en-gb",
+    "en-gb-scotland",
+    "en-gb-x-rp",
+    "en-gb-x-gbclan",
+    "en-gb-x-gbcwmd",
+    "en-029",
+    "en-us-nyc",
+)
 FOREIGN_SAMPLES = ("Привет", "hello", "こんにちは", "שלום")
 SPLIT_SHARES = (("train", 0.7), ("dev", 0.15), ("test", 0.15))
 OLD_GENDERS, NEW_GENDERS = ("male", "female", "other"), ("male_masculine", "female_feminine", "non-binary")
@@ -126,7 +166,9 @@ def plan_corpus(lang: str, clips: int, seed: int, version: float, accents: list[
     extra = max(3, clips // 10)
     counts = {split: max(1, round(clips * share)) for split, share in SPLIT_SHARES}
     counts["train"] = clips - counts["dev"] - counts["test"]
-    plan: dict[str, list[Clip]] = {name: [] for name in ("train", "dev", "test", "validated_only", "other", "invalidated")}
+    plan: dict[str, list[Clip]] = {
+        name: [] for name in ("train", "dev", "test", "validated_only", "other", "invalidated")
+    }
     number = 0
 
     def new_clip(pool: list[Speaker]) -> Clip:
@@ -253,16 +295,23 @@ def synth_cv(
     (locale_dir / "clips").mkdir(parents=True, exist_ok=True)
     unique = {clip.name: clip for group in plan.values() for clip in group}
     tasks = [
-        (clip.spoken or clip.sentence, clip.speaker, clip.sample_rate, str(locale_dir / "clips" / _file(clip.name)),
-         clip.fault, seed * 1_000_003 + number)
+        (
+            clip.spoken or clip.sentence,
+            clip.speaker,
+            clip.sample_rate,
+            str(locale_dir / "clips" / _file(clip.name)),
+            clip.fault,
+            seed * 1_000_003 + number,
+        )
         for number, clip in enumerate(unique.values())
     ]
     from tqdm import tqdm
 
     durations = {}
     results = ordered_map(_speak, tasks, jobs=jobs or default_jobs())
-    for clip, duration in tqdm(zip(unique.values(), results), total=len(tasks), unit="clip", desc="synth",
-                               disable=not progress):
+    for clip, duration in tqdm(
+        zip(unique.values(), results, strict=True), total=len(tasks), unit="clip", desc="synth", disable=not progress
+    ):
         durations[clip.name] = duration
     header = header_for_version(cv_version)
     validated = plan["train"] + plan["dev"] + plan["test"] + plan["validated_only"]
@@ -271,8 +320,10 @@ def synth_cv(
         if clip.name not in seen:
             seen.add(clip.name)
             validated_unique.append(clip)
-    tables = {**{split: plan[split] for split in ("train", "dev", "test", "other", "invalidated")},
-              "validated": validated_unique}
+    tables = {
+        **{split: plan[split] for split in ("train", "dev", "test", "other", "invalidated")},
+        "validated": validated_unique,
+    }
     for name, rows in tables.items():
         write_tsv(locale_dir / f"{name}.tsv", header, rows, lang, cv_version)
     _write_reported(locale_dir, plan["test"][:1], lang, cv_version)
@@ -313,7 +364,10 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--cv-version", type=float, default=17.0, help="release layout and headers (1 to 25)")
     parser.add_argument("--date", default="2024-03-15", help="release date in the folder name")
     parser.add_argument(
-        "--accent", action="append", default=[], metavar="VOICE",
+        "--accent",
+        action="append",
+        default=[],
+        metavar="VOICE",
         help=f"English accent voice(s) to speak with, e.g. {', '.join(ENGLISH_ACCENTS[:4])} (repeatable)",
     )
     parser.add_argument("--faults", action="store_true", help="plant bad cases (see faults.json in the output)")
@@ -325,8 +379,18 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
-        locale_dir = synth_cv(args.lang, args.clips, args.out_dir, args.seed, args.cv_version, args.date,
-                              args.accent or None, args.faults, args.jobs, not args.no_progress)
+        locale_dir = synth_cv(
+            args.lang,
+            args.clips,
+            args.out_dir,
+            args.seed,
+            args.cv_version,
+            args.date,
+            args.accent or None,
+            args.faults,
+            args.jobs,
+            not args.no_progress,
+        )
     except (ValueError, espeak.EspeakUnavailable) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2

@@ -1,0 +1,1 @@
+"""Vocabularies for CTC targets: character label lists and SentencePiece tokenizer folders."""

@@ -1,0 +1,177 @@
+"""``asr-transfer train-tokenizer``: manifests to a character vocabulary or a SentencePiece folder.
+
+In: one or more NeMo manifests whose text was normalized by the language file, the language, the kind
+(``char``, ``bpe``, ``unigram``) and for SentencePiece the vocabulary size. Out:
+``OUT_ROOT/<lang>/char/vocab.txt`` (one label per line, space first), or
+``OUT_ROOT/<lang>/spe_<kind>_v<N>/{tokenizer.model, tokenizer.vocab, vocab.txt}``, the folder layout
+``EncDecCTCModelBPE.change_vocabulary(dir, "bpe")`` loads. The same input gives the same bytes.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import shutil
+import sys
+import tempfile
+from collections import Counter
+from collections.abc import Iterator
+from pathlib import Path
+
+from asr_transfer.fileio import atomic_open, read_manifest
+from asr_transfer.languages import Language, UnknownLanguage, is_han, load_language
+
+KINDS = ("char", "bpe", "unigram")
+
+
+class TokenizerError(ValueError):
+    pass
+
+
+def char_dir(root: str | os.PathLike, lang: str) -> Path:
+    return Path(root) / lang / "char"
+
+
+def sentencepiece_dir(root: str | os.PathLike, lang: str, kind: str, vocab_size: int) -> Path:
+    return Path(root) / lang / f"spe_{kind}_v{vocab_size}"
+
+
+def output_dir(root: str | os.PathLike, lang: str, kind: str, vocab_size: int | None = None) -> Path:
+    """The folder a tokenizer of these inputs lives in: the skip check and the writer both use it."""
+    return char_dir(root, lang) if kind == "char" else sentencepiece_dir(root, lang, kind, vocab_size)
+
+
+def manifest_texts(manifests: list[str]) -> Iterator[str]:
+    for manifest in manifests:
+        for entry in read_manifest(manifest):
+            yield entry["text"]
+
+
+def read_labels(vocab_file: str | os.PathLike) -> list[str]:
+    """Labels of a ``vocab.txt`` written by :func:`train_char` (a line may be a lone space)."""
+    with open(vocab_file, encoding="utf-8") as handle:
+        return [line.rstrip("\n") for line in handle if line != "\n"]
+
+
+def char_labels(language: Language, characters: Counter) -> list[str]:
+    """The alphabet's labels; for Han languages the characters seen, as Han cannot be listed up front."""
+    labels = language.label_set()
+    if language.han:
+        labels += sorted(char for char in characters if is_han(char))
+    unknown = sorted(char for char in characters if char not in labels)
+    if unknown:
+        raise TokenizerError(
+            f"manifest text holds characters outside the {language.code} alphabet: {''.join(unknown)!r}; "
+            f"build the manifests with --lang {language.code}"
+        )
+    return labels
+
+
+def train_char(manifests: list[str], lang: str, root: str | os.PathLike) -> Path:
+    language = load_language(lang)
+    characters = Counter()
+    for text in manifest_texts(manifests):
+        characters.update(text)
+    labels = char_labels(language, characters)
+    vocab_file = char_dir(root, lang) / "vocab.txt"
+    with atomic_open(vocab_file) as handle:
+        handle.writelines(f"{label}\n" for label in labels)
+    return vocab_file.parent
+
+
+def _spm_vocab_size(folder: Path) -> int:
+    with open(folder / "tokenizer.vocab", encoding="utf-8") as handle:
+        return sum(1 for _ in handle)
+
+
+def train_sentencepiece(manifests: list[str], lang: str, kind: str, vocab_size: int, root: str | os.PathLike) -> Path:
+    from nemo.collections.common.tokenizers.sentencepiece_tokenizer import create_spt_model
+
+    language = load_language(lang)
+    final = sentencepiece_dir(root, lang, kind, vocab_size)
+    final.parent.mkdir(parents=True, exist_ok=True)
+    work = Path(tempfile.mkdtemp(prefix=f".{final.name}.tmp-", dir=final.parent))
+    try:
+        corpus = work / "text.txt"
+        with open(corpus, "w", encoding="utf-8") as handle:
+            handle.writelines(f"{text}\n" for text in manifest_texts(manifests))
+        model_dir = work / "model"
+        try:
+            create_spt_model(
+                str(corpus),
+                vocab_size,
+                sample_size=-1,
+                do_lower_case=False,
+                tokenizer_type=kind,
+                output_dir=str(model_dir),
+                character_coverage=language.character_coverage,
+            )
+        except RuntimeError as error:
+            raise TokenizerError(_explain_spm_failure(str(error), vocab_size)) from None
+        reached = _spm_vocab_size(model_dir)
+        if reached < vocab_size:
+            raise TokenizerError(
+                f"SentencePiece reached only {reached} pieces of the {vocab_size} asked on this text: "
+                f"the largest vocabulary it can build is {reached}; use --vocab-size {reached} or less"
+            )
+        if final.exists():
+            shutil.rmtree(final)
+        os.replace(model_dir, final)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    return final
+
+
+def _explain_spm_failure(message: str, vocab_size: int) -> str:
+    too_small = re.search(r"smaller than required_chars\. (\d+) vs (\d+)", message)
+    if too_small:
+        return f"--vocab-size {vocab_size} is below the {too_small.group(2)} characters of the text; ask for more"
+    too_large = re.search(r"<= (\d+)", message)
+    if too_large:
+        return f"--vocab-size {vocab_size} is too large for this text: the largest size is {too_large.group(1)}"
+    return f"SentencePiece failed: {message.strip().splitlines()[-1] if message.strip() else message}"
+
+
+def train_tokenizer(
+    manifests: list[str], lang: str, kind: str, out_root: str | os.PathLike, vocab_size: int | None = None
+) -> Path:
+    if kind not in KINDS:
+        raise TokenizerError(f"--kind must be one of {', '.join(KINDS)}")
+    for manifest in manifests:
+        if not os.path.isfile(manifest):
+            raise FileNotFoundError(f"manifest {manifest} does not exist")
+    if kind == "char":
+        return train_char(manifests, lang, out_root)
+    if not vocab_size or vocab_size < 2:
+        raise TokenizerError(f"--kind {kind} needs --vocab-size N (e.g. 128 for small data, 1024 for Common Voice)")
+    return train_sentencepiece(manifests, lang, kind, vocab_size, out_root)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="asr-transfer train-tokenizer",
+        description="Train a CTC target vocabulary from normalized manifests: a character list (vocab.txt) or a "
+        "SentencePiece BPE/unigram model in the folder layout NeMo's change_vocabulary loads.",
+    )
+    parser.add_argument("out_root", help="root folder; output goes to OUT_ROOT/<lang>/char or spe_<kind>_v<N>")
+    parser.add_argument("--manifest", action="append", required=True, help="NeMo manifest (repeatable)")
+    parser.add_argument("--lang", required=True, help="language code of the text")
+    parser.add_argument("--kind", choices=KINDS, default="char", help="char, bpe or unigram (default char)")
+    parser.add_argument("--vocab-size", type=int, help="SentencePiece vocabulary size (bpe/unigram)")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        folder = train_tokenizer(args.manifest, args.lang, args.kind, args.out_root, args.vocab_size)
+    except (TokenizerError, UnknownLanguage, FileNotFoundError, ValueError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    print(f"wrote {folder}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
