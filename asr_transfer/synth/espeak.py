@@ -80,9 +80,17 @@ class Espeak:
             self._chunks.append(np.ctypeslib.as_array(wav, shape=(num_samples,)).copy())
         return 0
 
+    def _select_voice(self, voice: str) -> None:
+        """Select ``voice``; a regional name espeak-ng files under its language (en-gb is "en") falls back."""
+        name, _, variant = voice.partition("+")
+        fallback = name.split("-")[0] + (f"+{variant}" if variant else "")
+        for candidate in dict.fromkeys((voice, fallback)):
+            if self._lib.espeak_SetVoiceByName(candidate.encode()) == 0:
+                return
+        raise ValueError(f"espeak-ng has no voice {voice!r}")
+
     def synthesize(self, text: str, voice: str, words_per_minute: int = 160, pitch: int = 50) -> np.ndarray:
-        if self._lib.espeak_SetVoiceByName(voice.encode()) != 0:
-            raise ValueError(f"espeak-ng has no voice {voice!r}")
+        self._select_voice(voice)
         self._lib.espeak_SetParameter(_PARAM_RATE, int(words_per_minute), 0)
         self._lib.espeak_SetParameter(_PARAM_PITCH, int(pitch), 0)
         self._lib.espeak_SetParameter(_PARAM_RANGE, 50, 0)

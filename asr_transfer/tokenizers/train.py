@@ -109,6 +109,7 @@ def train_sentencepiece(manifests: list[str], lang: str, kind: str, vocab_size: 
             )
         except RuntimeError as error:
             raise TokenizerError(_explain_spm_failure(str(error), vocab_size)) from None
+        _drop_training_paths(model_dir / "tokenizer.model")
         reached = _spm_vocab_size(model_dir)
         if reached < vocab_size:
             raise TokenizerError(
@@ -121,6 +122,20 @@ def train_sentencepiece(manifests: list[str], lang: str, kind: str, vocab_size: 
     finally:
         shutil.rmtree(work, ignore_errors=True)
     return final
+
+
+def _drop_training_paths(model_file: Path) -> None:
+    """SentencePiece records its (temporary) input and output paths in the model; keep names only,
+    so that the same text gives the same bytes wherever it was trained."""
+    from sentencepiece import sentencepiece_model_pb2
+
+    model = sentencepiece_model_pb2.ModelProto()
+    model.ParseFromString(model_file.read_bytes())
+    inputs = [os.path.basename(path) for path in model.trainer_spec.input]
+    del model.trainer_spec.input[:]
+    model.trainer_spec.input.extend(inputs)
+    model.trainer_spec.model_prefix = os.path.basename(model.trainer_spec.model_prefix)
+    model_file.write_bytes(model.SerializeToString())
 
 
 def _explain_spm_failure(message: str, vocab_size: int) -> str:
