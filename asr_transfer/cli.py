@@ -1,7 +1,8 @@
 """The ``asr-transfer`` console script: one sub-command per tool, each a module with ``main(argv)``.
 
 In: ``asr-transfer <command> [arguments]``. Out: whatever the command's module does; its exit status.
-Modules are imported only when their command runs, so ``--help`` stays fast.
+Modules are imported only when their command runs (``module:function`` names another entry point),
+so ``--help`` stays fast.
 """
 
 from __future__ import annotations
@@ -15,6 +16,10 @@ COMMANDS = {
     "manifest": ("asr_transfer.manifests.tools", "manifest stats | validate | merge | subset"),
     "train-tokenizer": ("asr_transfer.tokenizers.train", "manifests -> char vocabulary or SentencePiece folder"),
     "synth-cv": ("asr_transfer.synth.synth_cv", "synthetic Common Voice release spoken by espeak-ng"),
+    "finetune": ("asr_transfer.training.finetune:cli", "restore a base, swap its vocabulary, fine-tune, save .nemo"),
+    "evaluate": ("asr_transfer.training.evaluate", "WER/CER of a .nemo model on a manifest"),
+    "transcribe": ("asr_transfer.training.transcribe", "transcripts of audio files or a manifest"),
+    "export": ("asr_transfer.training.export", "a run's best model as a stand-alone .nemo"),
 }
 
 
@@ -39,8 +44,9 @@ def main(argv: list[str] | None = None) -> int:
     if command is None:
         print(f"error: unknown command {argv[0]!r}\n\n{usage()}", file=sys.stderr)
         return 2
-    module = importlib.import_module(command[0])
-    return module.main(argv[1:]) or 0
+    module_name, _, function = command[0].partition(":")
+    module = importlib.import_module(module_name)
+    return getattr(module, function or "main")(argv[1:]) or 0
 
 
 if __name__ == "__main__":

@@ -6,10 +6,18 @@ import json
 from pathlib import Path
 
 import pytest
+from omegaconf import OmegaConf
 
 from asr_transfer.manifests.pipeline import BuildOptions
 from asr_transfer.manifests.prepare_cv import prepare_common_voice
 from asr_transfer.synth.synth_cv import synth_cv
+from asr_transfer.tokenizers.train import train_tokenizer
+from asr_transfer.training.config import load_config
+from asr_transfer.training.models import build_model
+
+REPO = Path(__file__).resolve().parent.parent
+CONF = REPO / "recipes" / "conf"
+ENGLISH = [" ", *"abcdefghijklmnopqrstuvwxyz", "'"]
 
 
 def quiet_options(**overrides) -> BuildOptions:
@@ -32,3 +40,34 @@ def prepared_de(faulty_de_corpus, tmp_path_factory) -> tuple[Path, dict]:
 
 def read_lines(path: Path) -> list[dict]:
     return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+
+
+def char_vocab(tmp_path, labels, name="base") -> OmegaConf:
+    folder = tmp_path / name
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "vocab.txt").write_text("".join(f"{label}\n" for label in labels), encoding="utf-8")
+    return OmegaConf.create({"kind": "char", "dir": str(folder)})
+
+
+@pytest.fixture(scope="session")
+def german(prepared_de, tmp_path_factory):
+    out, _ = prepared_de
+    root = tmp_path_factory.mktemp("tok")
+    train = str(out / "train.json")
+    return {
+        "train": train,
+        "dev": str(out / "dev.json"),
+        "char": train_tokenizer([train], "de", "char", root),
+        "bpe": train_tokenizer([train], "de", "bpe", root, vocab_size=48),
+    }
+
+
+@pytest.fixture(scope="session")
+def tiny_base(tmp_path_factory) -> str:
+    """A tiny English character model with random weights, saved as .nemo (stands in for a base)."""
+    tmp = tmp_path_factory.mktemp("base")
+    cfg = load_config(str(CONF / "tiny_quartznet_char.yaml"), ["vocab.dir=unused"])
+    model = build_model(cfg.model, char_vocab(tmp, ENGLISH))
+    path = tmp / "tiny_en.nemo"
+    model.save_to(str(path))
+    return str(path)

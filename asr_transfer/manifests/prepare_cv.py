@@ -38,8 +38,20 @@ def build_parser() -> argparse.ArgumentParser:
         help="add validated clips whose speaker and sentence appear in neither dev nor test to train",
     )
     parser.add_argument("--extract-dir", help="where a tarball is extracted (default: OUT_DIR/extracted); resumable")
+    parser.add_argument(
+        "--check-only", action="store_true", help="only find the locale (extracting a tarball) and count its rows"
+    )
     add_build_arguments(parser)
     return parser
+
+
+def check_source(source: str, out_dir: str, lang: str, extract_dir: str | None = None) -> dict:
+    """Find the locale folder and count the rows of each split, converting nothing."""
+    load_language(lang)
+    locale_dir = resolve_locale(source, out_dir, lang, extract_dir)
+    rows = {split: sum(1 for _ in cv.read_split(locale_dir, split)) for split in cv.RELEASED_SPLITS}
+    clips = sum(1 for _ in (locale_dir / "clips").iterdir())
+    return {"locale_dir": str(locale_dir), "rows": rows, "clip_files": clips}
 
 
 def resolve_locale(source: str, out_dir: str, lang: str, extract_dir: str | None = None) -> Path:
@@ -125,6 +137,11 @@ def prepare_common_voice(
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    if args.check_only:
+        return run_cli(
+            lambda: check_source(args.source, args.out_dir, args.lang, args.extract_dir),
+            lambda found: print(f"{found['locale_dir']}: rows {found['rows']}, {found['clip_files']} clip files"),
+        )
 
     def run() -> dict:
         return prepare_common_voice(

@@ -1,0 +1,180 @@
+"""``asr-transfer finetune --config CONF.yaml [key=value | +key=value ...]``: transfer fine-tuning.
+
+In: a config (see ``recipes/conf/``): ``init`` (base model name, ``.nemo`` or scratch), ``vocab``
+(target vocabulary), ``freeze``, ``data`` (NeMo manifests), ``model`` (architecture and optimizer),
+``trainer`` (Lightning) and ``exp_manager`` (NeMo). Out: a run folder ``exp/<recipe>/<run>/`` with
+TensorBoard logs, checkpoints, the best model as ``.nemo``, ``metrics.csv``, ``throughput.json``,
+the resolved config and the command line. Rerunning a killed run resumes it from its last checkpoint.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shlex
+import sys
+import types
+from pathlib import Path
+
+import torch
+from omegaconf import DictConfig, OmegaConf, open_dict
+
+from asr_transfer.fileio import atomic_open
+from asr_transfer.training.config import ConfigError, load_config, resolve_trainer
+
+
+def make_trainer(cfg: DictConfig):
+    import lightning.pytorch as pl
+
+    trainer_cfg = OmegaConf.to_container(cfg.trainer, resolve=True)
+    trainer_cfg.update({"logger": False, "enable_checkpointing": False})
+    return pl.Trainer(**trainer_cfg)
+
+
+def prepare_model(cfg: DictConfig, trainer=None):
+    """The model to train: a restored base with the target vocabulary, or a scratch model."""
+    from asr_transfer.training.models import build_model, restore_base, swap_vocabulary
+
+    report: dict = {}
+    if cfg.init.get("scratch"):
+        model = build_model(cfg.model, cfg.vocab, trainer=None)
+        report["init"] = "scratch"
+    else:
+        base = restore_base(cfg.init)
+        model, shared = swap_vocabulary(base, cfg.vocab)
+        report.update({"init": cfg.init.get("nemo") or cfg.init.get("pretrained"), "shared_tokens_kept": shared})
+        if cfg.model.get("spec_augment"):
+            model.spec_augmentation = model.from_config_dict(cfg.model.spec_augment)
+            with open_dict(model.cfg):
+                model.cfg.spec_augment = cfg.model.spec_augment
+    if trainer is not None:
+        model.set_trainer(trainer)
+    report["parameters"] = sum(p.numel() for p in model.parameters())
+    return model, report
+
+
+def apply_freezing(model, freeze_cfg: DictConfig):
+    from asr_transfer.training.freezing import FreezeSchedule, freeze_lower_blocks, reinit_top_blocks
+
+    reinit_top_blocks(model, int(freeze_cfg.get("reinit_top", 0) or 0))
+    keep_norm = bool(freeze_cfg.get("keep_norm_trainable", True))
+    frozen = freeze_lower_blocks(model, int(freeze_cfg.get("encoder_blocks", 0) or 0), keep_norm)
+    until = freeze_cfg.get("until_step")
+    return FreezeSchedule(frozen, keep_norm, int(until) if until is not None else None)
+
+
+def guard_training_step(model) -> None:
+    """CTC loss in fp32, and a batch whose loss is not finite is skipped (counted, never trained on)."""
+
+    def loss_in_fp32(module, args, kwargs):
+        if "log_probs" in kwargs:
+            kwargs["log_probs"] = kwargs["log_probs"].float()
+        return args, kwargs
+
+    model.loss.register_forward_pre_hook(loss_in_fp32, with_kwargs=True)
+    model._skipped_nonfinite = 0
+    original_step = model.training_step
+
+    def training_step(self, batch, batch_idx):
+        output = original_step(batch, batch_idx)
+        loss = output["loss"] if isinstance(output, dict) else output
+        if loss is not None and not torch.isfinite(loss).all():
+            self._skipped_nonfinite += 1
+            self.log("skipped_nonfinite_batches", float(self._skipped_nonfinite), prog_bar=True)
+            return None  # Lightning skips the backward pass and the optimizer step
+        return output
+
+    model.training_step = types.MethodType(training_step, model)
+
+
+def save_run_record(log_dir: Path, cfg: DictConfig, report: dict, argv: list[str] | None) -> None:
+    with atomic_open(log_dir / "finetune_config.yaml") as handle:
+        handle.write(OmegaConf.to_yaml(cfg, resolve=True))
+    with atomic_open(log_dir / "command.txt") as handle:
+        handle.write(shlex.join(["asr-transfer", "finetune", *(argv or [])]) + "\n")
+    with atomic_open(log_dir / "model_report.json") as handle:
+        json.dump(report, handle, indent=2)
+
+
+def main(cfg: DictConfig, argv: list[str] | None = None) -> Path:
+    """Run a fine-tuning job; returns the run folder."""
+    from nemo.utils.exp_manager import exp_manager
+
+    from asr_transfer.training.callbacks import MetricsCSV, Throughput
+    from asr_transfer.training.data import check_label_lengths, dataset_config
+
+    cfg = resolve_trainer(cfg)
+    torch.manual_seed(int(cfg.get("seed", 0)))
+    trainer = make_trainer(cfg)
+    log_dir = Path(exp_manager(trainer, cfg.get("exp_manager")))
+    model, report = prepare_model(cfg, trainer)
+    freeze_schedule = apply_freezing(model, cfg.get("freeze", {}))
+    from asr_transfer.training.freezing import trainable_fraction
+
+    report["trainable_fraction"] = round(trainable_fraction(model), 4)
+    train_manifest = cfg.data.train_manifest
+    if cfg.data.get("check_lengths", True):
+        checked = check_label_lengths(model, train_manifest, str(log_dir), "train")
+        report["length_check"] = {"kept": checked.kept, "dropped": checked.dropped, "report": checked.report}
+        if checked.dropped:
+            print(
+                f"length check: {checked.dropped} training utterances have more labels than encoder frames; "
+                f"left out, listed in {checked.report}",
+                file=sys.stderr,
+            )
+        if checked.kept == 0:
+            raise ConfigError(f"no training utterance fits the encoder's output length; see {checked.report}")
+        train_manifest = checked.manifest
+    model.setup_training_data(dataset_config(model, train_manifest, cfg.data, train=True))
+    model.setup_validation_data(dataset_config(model, cfg.data.dev_manifest, cfg.data, train=False))
+    with open_dict(model.cfg):
+        model.cfg.optim = cfg.model.optim
+    model.setup_optimization(cfg.model.optim)
+    guard_training_step(model)
+    trainer.callbacks.extend(
+        [
+            freeze_schedule,
+            MetricsCSV(str(log_dir / "metrics.csv")),
+            Throughput(str(log_dir / "throughput.json"), int(model.cfg.get("sample_rate", 16000))),
+        ]
+    )
+    if trainer.global_rank == 0:
+        save_run_record(log_dir, cfg, report, argv)
+    trainer.fit(model)
+    return log_dir
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="asr-transfer finetune",
+        description="Fine-tune a NeMo CTC model on a new language or domain: restore a base (init.pretrained or "
+        "init.nemo) or start from scratch (init.scratch=true), swap the vocabulary, freeze or re-initialize "
+        "encoder blocks, train with Lightning and NeMo's exp_manager.",
+        epilog="Overrides: key=value changes a key, +key=value adds one, ~key removes one. Example: "
+        "asr-transfer finetune --config recipes/conf/quartznet15x5_char.yaml data.train_manifest=train.json "
+        "data.dev_manifest=dev.json vocab.dir=tokenizers/de/char trainer.max_steps=20000",
+    )
+    parser.add_argument("--config", required=True, help="YAML config (recipes/conf/*.yaml)")
+    parser.add_argument("overrides", nargs="*", help="key=value | +key=value | ~key")
+    return parser
+
+
+def cli(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    args = build_parser().parse_args(argv)
+    from asr_transfer.training.models import BaseModelUnavailable
+
+    try:
+        cfg = load_config(args.config, args.overrides)
+        log_dir = main(cfg, argv)
+    except (ConfigError, BaseModelUnavailable, FileNotFoundError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    if int(os.environ.get("LOCAL_RANK", "0")) == 0 and int(os.environ.get("NODE_RANK", "0")) == 0:
+        print(f"run folder: {log_dir}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(cli())

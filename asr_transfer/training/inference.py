@@ -1,0 +1,47 @@
+"""Loading a ``.nemo`` model for inference and transcribing with NeMo's decoders.
+
+In: a ``.nemo`` path, audio paths, a decoding choice (``greedy``: NeMo's batched greedy CTC decoder,
+with CUDA graphs on GPU; ``beam``: NeMo's batched CTC beam search, ``--beam-size``). Out: transcripts.
+"""
+
+from __future__ import annotations
+
+import os
+
+import torch
+from omegaconf import open_dict
+
+
+def load_model(path: str, device: str | None = None):
+    from nemo.collections.asr.models import ASRModel
+
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"model {path} does not exist")
+    device = device or ("cuda" if torch.cuda.is_available() else "cpu")
+    model = ASRModel.restore_from(path, map_location=device)
+    model.eval()
+    return model
+
+
+def set_decoding(model, decoding: str = "greedy", beam_size: int = 4) -> None:
+    config = model.cfg.decoding
+    with open_dict(config):
+        if decoding == "greedy":
+            config.strategy = "greedy_batch"
+        elif decoding == "beam":
+            config.strategy = "beam_batch"
+            config.beam.beam_size = int(beam_size)
+            config.beam.return_best_hypothesis = True
+        else:
+            raise ValueError(f"--decoding must be greedy or beam, not {decoding!r}")
+    model.change_decoding_strategy(config, verbose=False)
+
+
+def transcribe_paths(model, paths: list[str], batch_size: int = 8) -> list[str]:
+    if not paths:
+        return []
+    with torch.inference_mode():
+        outputs = model.transcribe(paths, batch_size=batch_size, verbose=False)
+    if isinstance(outputs, tuple):  # older NeMo returned (best, all)
+        outputs = outputs[0]
+    return [output.text if hasattr(output, "text") else str(output) for output in outputs]

@@ -1,0 +1,65 @@
+"""Provenance of a shipped model: which config, data, result and bytes it is.
+
+In: a ``.nemo`` file, the run's resolved config, an evaluation summary and a free-text note. Out:
+``<model>.provenance.json`` beside the model: sha256, size, parameter count, dev WER/CER, the config.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import os
+import sys
+
+from omegaconf import OmegaConf
+
+from asr_transfer.fileio import write_json
+
+
+def sha256(path: str) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        while block := handle.read(1 << 20):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def provenance_path(model_path: str) -> str:
+    return os.path.splitext(model_path)[0] + ".provenance.json"
+
+
+def write_provenance(model_path: str, config_path: str, eval_summary: str, note: str) -> str:
+    from nemo.collections.asr.models import ASRModel
+
+    model = ASRModel.restore_from(model_path, map_location="cpu")
+    with open(eval_summary, encoding="utf-8") as handle:
+        evaluation = json.load(handle)
+    record = {
+        "model": os.path.basename(model_path),
+        "sha256": sha256(model_path),
+        "bytes": os.path.getsize(model_path),
+        "parameters": sum(p.numel() for p in model.parameters()),
+        "labels": list(model.decoder.vocabulary),
+        "dev": {key: evaluation[key] for key in ("wer", "cer", "utterances", "decoding")},
+        "note": note,
+        "config": OmegaConf.to_container(OmegaConf.load(config_path), resolve=True),
+    }
+    out = provenance_path(model_path)
+    write_json(out, record)
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("model")
+    parser.add_argument("--config", required=True)
+    parser.add_argument("--eval", required=True)
+    parser.add_argument("--note", default="")
+    args = parser.parse_args(argv)
+    print(f"wrote {write_provenance(args.model, args.config, args.eval, args.note)}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,8 @@
+#!/usr/bin/env bash
+# German Common Voice: English QuartzNet 15x5 -> German characters (--base conformer: Conformer-CTC -> BPE).
+# Usage: recipes/de/run.sh CV_DIR_OR_TARBALL [--stage N] [--stop_stage N] [--base quartznet|conformer]
+#        [--init_nemo BASE.nemo] [--overrides "trainer.max_steps=50000 ..."]
+cd "$(dirname "$0")/../.."
+lang=de
+base=quartznet
+. recipes/lib/cv_transfer.sh "$@"

@@ -1,0 +1,155 @@
+"""Evaluate, transcribe, export; and the recipes' stages end to end on tiny synthetic corpora."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+from asr_transfer.synth.synth_cv import synth_cv
+from asr_transfer.training.evaluate import evaluate
+from asr_transfer.training.evaluate import main as evaluate_main
+from asr_transfer.training.export import export
+from asr_transfer.training.transcribe import main as transcribe_main
+from tests.conftest import REPO, read_lines
+
+FAST = (
+    "trainer.max_steps=2 trainer.val_check_interval=2 data.batch_size=4 data.num_workers=0 "
+    "trainer.enable_progress_bar=false"
+)
+
+
+def run_script(*args, timeout=300):
+    env = {**os.environ, "PYTHON": sys.executable}
+    return subprocess.run(["bash", *args], cwd=REPO, env=env, capture_output=True, text=True, timeout=timeout)
+
+
+def test_evaluate_greedy_and_beam(tmp_path, tiny_base, prepared_de):
+    out, _ = prepared_de
+    manifest = str(tmp_path / "en.json")
+    entries = read_lines(out / "dev.json")[:4]
+    with open(manifest, "w", encoding="utf-8") as handle:
+        for entry in entries:
+            handle.write(json.dumps({**entry, "text": "hello there"}) + "\n")
+    greedy = evaluate(tiny_base, manifest, str(tmp_path / "greedy"))
+    beam = evaluate(tiny_base, manifest, str(tmp_path / "beam"), decoding="beam", beam_size=3)
+    for summary in (greedy, beam):
+        assert summary["utterances"] == 4 and summary["primary_metric"] == "wer"
+        assert 0 <= summary["cer"] and summary["wer"] >= 0
+    hypotheses = read_lines(tmp_path / "greedy" / "hypotheses.jsonl")
+    assert len(hypotheses) == 4 and hypotheses[0]["reference"] == "hello there"
+    assert evaluate_main(["--model", tiny_base, "--manifest", manifest, "--tolerance", "0.0"]) == 1
+    assert evaluate_main(["--model", tiny_base, "--manifest", manifest, "--tolerance", "1000"]) == 0
+
+
+def test_transcribe_files_and_manifest(tmp_path, tiny_base, prepared_de, capsys):
+    out, _ = prepared_de
+    wav = read_lines(out / "dev.json")[0]["audio_filepath"]
+    assert transcribe_main(["--model", tiny_base, wav]) == 0
+    assert capsys.readouterr().out.startswith(f"{wav}\t")
+    assert (
+        transcribe_main(
+            ["--model", tiny_base, "--manifest", str(out / "dev.json"), "--out", str(tmp_path / "pred.json")]
+        )
+        == 0
+    )
+    assert all("pred_text" in entry for entry in read_lines(tmp_path / "pred.json"))
+    assert transcribe_main(["--model", tiny_base]) == 2
+
+
+def test_export_loads_in_stock_nemo_without_this_package(tmp_path, tiny_base, prepared_de):
+    out, _ = prepared_de
+    exported = tmp_path / "model.nemo"
+    export(tiny_base, str(exported))
+    wav = read_lines(out / "dev.json")[0]["audio_filepath"]
+    program = (
+        "import sys\n"
+        "from nemo.collections.asr.models import ASRModel\n"
+        f"model = ASRModel.restore_from({str(exported)!r}, map_location='cpu')\n"
+        f"text = model.transcribe([{wav!r}], verbose=False)\n"
+        "assert not [name for name in sys.modules if name.startswith('asr_transfer')]\n"
+        "assert model.cfg.train_ds is None or model.cfg.train_ds.manifest_filepath is None\n"
+        "print('LOADED', type(model).__name__)\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", program],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        env={**os.environ, "PYTHONPATH": ""},
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "LOADED EncDecCTCModel" in result.stdout
+
+
+def test_export_of_a_folder_without_models_is_an_error(tmp_path):
+    with pytest.raises(FileNotFoundError, match="holds no checkpoints"):
+        export(str(tmp_path), str(tmp_path / "x.nemo"))
+
+
+def test_language_recipe_stages_end_to_end(tmp_path, tiny_base):
+    corpus = tmp_path / "cv"
+    synth_cv("de", 24, str(corpus), seed=4, progress=False)
+    out = tmp_path / "exp_de"
+    result = run_script(
+        "recipes/de/run.sh", str(corpus), "--out", str(out), "--init_nemo", tiny_base, "--overrides", FAST, timeout=180
+    )
+    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-3000:]
+    for number in range(6):
+        assert f"Stage {number}: " in result.stdout
+    for split in ("dev", "test"):
+        assert json.loads((out / f"eval_{split}" / "summary.json").read_text())["utterances"] > 0
+    assert (out / "de_quartznet.nemo").stat().st_size > 100_000
+
+
+def test_domain_recipe_reports_before_after_and_forgetting(tmp_path, tiny_base):
+    new = synth_cv("en", 12, str(tmp_path / "scot"), seed=1, accents=["en-gb-scotland"], progress=False)
+    old = synth_cv("en", 12, str(tmp_path / "us"), seed=2, accents=["en-us"], progress=False)
+    from asr_transfer.manifests.prepare_cv import prepare_common_voice
+    from tests.conftest import quiet_options
+
+    prepare_common_voice(str(new), str(tmp_path / "new"), "en", quiet_options())
+    prepare_common_voice(str(old), str(tmp_path / "old"), "en", quiet_options())
+    result = run_script(
+        "recipes/domain/run.sh",
+        "--model",
+        tiny_base,
+        "--train",
+        str(tmp_path / "new" / "train.json"),
+        "--dev",
+        str(tmp_path / "new" / "dev.json"),
+        "--original_dev",
+        str(tmp_path / "old" / "dev.json"),
+        "--original_train",
+        str(tmp_path / "old" / "train.json"),
+        "--mix_original",
+        "0.5",
+        "--out",
+        str(tmp_path / "domain"),
+        "--overrides",
+        FAST,
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-3000:]
+    report = (tmp_path / "domain" / "RESULTS.md").read_text()
+    assert "| new domain |" in report and "| original domain (forgetting) |" in report
+    mixed = read_lines(tmp_path / "domain" / "train_mix.json")
+    assert len(mixed) == len(read_lines(tmp_path / "new" / "train.json")) + round(
+        0.5 * len(read_lines(tmp_path / "old" / "train.json"))
+    )
+    assert (tmp_path / "domain" / "model_domain.nemo").exists()
+
+
+def test_demo_recipe_writes_results_and_plot(tmp_path, tiny_base):
+    out = tmp_path / "demo"
+    result = run_script(
+        "recipes/demo/run.sh", "--out", str(out), "--clips", "30", "--steps", "4", "--base", tiny_base, timeout=400
+    )
+    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-3000:]
+    results = (out / "RESULTS.md").read_text()
+    assert "| transfer from English |" in results and "| from scratch |" in results
+    assert (out / "dev_wer.png").stat().st_size > 10_000
+    assert (out / "model_de_transfer.nemo").exists()

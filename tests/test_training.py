@@ -1,0 +1,288 @@
+"""Fine-tuning: configs, base restore (offline hub cache), vocabulary swaps, freezing, guards, runs."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+from omegaconf import OmegaConf
+
+from asr_transfer.fileio import read_manifest, write_manifest
+from asr_transfer.tokenizers.train import train_tokenizer
+from asr_transfer.training.config import ConfigError, load_config
+from asr_transfer.training.data import check_label_lengths, ctc_frames_needed
+from asr_transfer.training.finetune import guard_training_step, main, prepare_model
+from asr_transfer.training.freezing import encoder_blocks, freeze_lower_blocks, reinit_top_blocks
+from asr_transfer.training.models import BaseModelUnavailable, build_model, restore_pretrained, swap_vocabulary
+from tests.conftest import CONF, ENGLISH, char_vocab
+
+
+def run_cfg(config: str, tmp_path, german, *overrides):
+    return load_config(
+        str(CONF / config),
+        [
+            f"vocab.dir={german['char']}",
+            f"data.train_manifest={german['train']}",
+            f"data.dev_manifest={german['dev']}",
+            f"exp_manager.exp_dir={tmp_path / 'exp'}",
+            "trainer.enable_progress_bar=false",
+            "data.batch_size=4",
+            *overrides,
+        ],
+    )
+
+
+def test_overrides_follow_hydra_rules(tmp_path):
+    cfg = load_config(str(CONF / "tiny_quartznet_char.yaml"), ["trainer.max_steps=7", "+extra.flag=true", "~seed"])
+    assert cfg.trainer.max_steps == 7 and cfg.extra.flag is True and "seed" not in cfg
+    with pytest.raises(ConfigError, match=r"write \+trainer.nope=1"):
+        load_config(str(CONF / "tiny_quartznet_char.yaml"), ["trainer.nope=1"])
+
+
+def test_keep_shared_tokens_carries_rows_and_blank(tmp_path, german, tiny_base):
+    from nemo.collections.asr.models import ASRModel
+
+    base = ASRModel.restore_from(tiny_base, map_location="cpu")
+    old_weight = base.decoder.decoder_layers[0].weight.detach().clone()
+    model, shared = swap_vocabulary(
+        base, OmegaConf.create({"kind": "char", "dir": str(german["char"]), "keep_shared_tokens": True})
+    )
+    new_vocab = list(model.decoder.vocabulary)
+    weight = model.decoder.decoder_layers[0].weight
+    assert "ß" in new_vocab and shared == 28  # space, apostrophe and a-z
+    assert torch.equal(weight[new_vocab.index("a")], old_weight[ENGLISH.index("a")])
+    assert torch.equal(weight[-1], old_weight[-1])
+    assert not torch.equal(weight[new_vocab.index("ß")], old_weight[ENGLISH.index("a")])
+
+
+def test_char_base_to_bpe_target_keeps_encoder(german, tiny_base):
+    from nemo.collections.asr.models import ASRModel, EncDecCTCModelBPE
+
+    base = ASRModel.restore_from(tiny_base, map_location="cpu")
+    encoder_state = {k: v.clone() for k, v in base.encoder.state_dict().items()}
+    model, shared = swap_vocabulary(base, OmegaConf.create({"kind": "bpe", "dir": str(german["bpe"])}))
+    assert isinstance(model, EncDecCTCModelBPE) and model.tokenizer.vocab_size == 48
+    for key, value in model.encoder.state_dict().items():
+        assert torch.equal(value, encoder_state[key]), key
+    assert shared > 0  # single-letter pieces such as "a" exist in both
+
+
+def test_freeze_and_reinit(tiny_base):
+    from nemo.collections.asr.models import ASRModel
+
+    model = ASRModel.restore_from(tiny_base, map_location="cpu")
+    blocks = encoder_blocks(model)
+    top_before = [p.detach().clone() for p in blocks[-1].parameters()]
+    assert reinit_top_blocks(model, 1) > 0
+    assert any(not torch.equal(a, b) for a, b in zip(top_before, blocks[-1].parameters(), strict=True))
+    frozen = freeze_lower_blocks(model, 2, keep_norm_trainable=True)
+    assert len(frozen) == 2
+    conv = [p for m in blocks[0].modules() if isinstance(m, torch.nn.Conv1d) for p in m.parameters()]
+    norms = [m for m in blocks[0].modules() if isinstance(m, torch.nn.BatchNorm1d)]
+    assert conv and all(not p.requires_grad for p in conv)
+    assert norms and all(p.requires_grad for m in norms for p in m.parameters())
+    assert all(p.requires_grad for p in blocks[2].parameters())
+    with pytest.raises(ValueError, match="only 6 blocks"):
+        freeze_lower_blocks(model, 99)
+
+
+def test_length_check_drops_labels_longer_than_frames(tmp_path, tiny_base):
+    from nemo.collections.asr.models import ASRModel
+
+    model = ASRModel.restore_from(tiny_base, map_location="cpu")
+    assert ctc_frames_needed([1, 1, 2]) == 4
+    manifest = tmp_path / "m.json"
+    write_manifest(
+        manifest,
+        [
+            {"audio_filepath": "a.wav", "duration": 2.0, "text": "short"},
+            {"audio_filepath": "b.wav", "duration": 0.5, "text": "a much too long transcript for half a second"},
+        ],
+    )
+    result = check_label_lengths(model, str(manifest), str(tmp_path), "train")
+    assert (result.kept, result.dropped) == (1, 1)
+    assert "much too long" in Path(result.report).read_text()
+    assert [e["text"] for e in read_manifest(result.manifest)] == ["short"]
+
+
+def test_nonfinite_loss_batch_is_skipped(german, tiny_base):
+    from nemo.collections.asr.data.audio_to_text import AudioToCharDataset
+    from nemo.collections.asr.models import ASRModel
+
+    model, _ = swap_vocabulary(
+        ASRModel.restore_from(tiny_base, map_location="cpu"),
+        OmegaConf.create({"kind": "char", "dir": str(german["char"])}),
+    )
+    dataset = AudioToCharDataset(german["dev"], labels=list(model.decoder.vocabulary), sample_rate=16000, parser="base")
+    batch = dataset._collate_fn([dataset[0], dataset[1]])
+    import lightning.pytorch as pl
+
+    model.set_trainer(pl.Trainer(max_steps=1, logger=False, enable_checkpointing=False, accelerator="cpu"))
+    model._optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
+    model.log = lambda *args, **kwargs: None  # logging needs a running fit loop
+    guard_training_step(model)
+    assert model.training_step(batch, 0) is not None
+    with torch.no_grad():
+        model.decoder.decoder_layers[0].weight.fill_(float("nan"))
+    assert model.training_step(batch, 0) is None
+    assert model._skipped_nonfinite == 1
+
+
+def test_pretrained_name_from_seeded_hub_cache(tmp_path, tiny_base, monkeypatch):
+    cache = tmp_path / "hub"
+    snapshot = cache / "models--nvidia--stt_xx_tiny" / "snapshots" / "0123abc"
+    snapshot.mkdir(parents=True)
+    (cache / "models--nvidia--stt_xx_tiny" / "refs").mkdir()
+    (cache / "models--nvidia--stt_xx_tiny" / "refs" / "main").write_text("0123abc")
+    os.link(tiny_base, snapshot / "stt_xx_tiny.nemo")
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setattr("huggingface_hub.constants.HF_HUB_CACHE", str(cache))
+    monkeypatch.setattr("huggingface_hub.file_download.HF_HUB_CACHE", str(cache), raising=False)
+    import huggingface_hub.constants as hub_constants
+
+    monkeypatch.setattr(hub_constants, "HF_HUB_OFFLINE", True)
+    assert list(restore_pretrained("stt_xx_tiny").decoder.vocabulary) == ENGLISH
+    assert list(restore_pretrained("nvidia/stt_xx_tiny").decoder.vocabulary) == ENGLISH
+    with pytest.raises(BaseModelUnavailable, match=f"no cached copy in {cache}.*init.nemo"):
+        restore_pretrained("stt_xx_missing")
+
+
+@pytest.mark.parametrize(
+    "config", ["tiny_quartznet_char.yaml", "quartznet15x5_char.yaml", "conformer_ctc_bpe.yaml", "citrinet_zh_char.yaml"]
+)
+def test_every_config_trains_one_step_and_round_trips(config, tmp_path, german):
+    """Base of the config's architecture with random weights -> vocabulary swap -> one CPU step -> .nemo."""
+    from nemo.collections.asr.models import ASRModel
+
+    cfg = run_cfg(
+        config, tmp_path, german, "trainer.max_steps=1", "trainer.val_check_interval=1", "data.check_lengths=false"
+    )
+    bpe = cfg.vocab.kind == "bpe"
+    if bpe:
+        english_text = tmp_path / "en.json"
+        write_manifest(
+            english_text,
+            [
+                {
+                    "audio_filepath": "x.wav",
+                    "duration": 1.0,
+                    "text": "the quick brown fox jumps over the lazy dog again and again",
+                }
+            ]
+            * 20,
+        )
+        base_vocab = OmegaConf.create(
+            {
+                "kind": "bpe",
+                "dir": str(train_tokenizer([str(english_text)], "en", "bpe", tmp_path / "tok", vocab_size=32)),
+            }
+        )
+        cfg.vocab.dir = str(german["bpe"])
+    else:
+        labels = ENGLISH if "zh" not in config else [" ", "的", "我", "你", "是", "去"]
+        base_vocab = char_vocab(tmp_path, labels)
+    base = build_model(cfg.model, base_vocab)
+    base.save_to(str(tmp_path / "base.nemo"))
+    cfg.init.pretrained = None
+    cfg.init.nemo = str(tmp_path / "base.nemo")
+    log_dir = main(cfg)
+    saved = sorted((log_dir / "checkpoints").glob("*.nemo"))
+    assert saved
+    restored = ASRModel.restore_from(str(saved[0]), map_location="cpu")
+    if bpe:
+        assert restored.tokenizer.vocab_size == 48
+    else:
+        assert "ß" in restored.decoder.vocabulary
+    report = json.loads((log_dir / "model_report.json").read_text())
+    assert report["shared_tokens_kept"] >= 1 and report["parameters"] > 100_000
+
+
+def test_finetune_run_resumes_and_records(tmp_path, german, tiny_base):
+    cfg = run_cfg(
+        "tiny_quartznet_char.yaml",
+        tmp_path,
+        german,
+        f"init.nemo={tiny_base}",
+        "trainer.max_steps=4",
+        "trainer.val_check_interval=2",
+        "freeze.encoder_blocks=2",
+        "freeze.until_step=3",
+    )
+    log_dir = main(cfg)
+    assert (log_dir / "finetune_config.yaml").exists() and (log_dir / "command.txt").exists()
+    rows = (log_dir / "metrics.csv").read_text().splitlines()
+    assert rows[0].startswith("step,") and [r.split(",")[0] for r in rows[1:]] == ["2", "4"]
+    report = json.loads((log_dir / "model_report.json").read_text())
+    assert 0 < report["trainable_fraction"] < 1
+    assert json.loads((log_dir / "throughput.json").read_text())["utterances_per_second"] > 0
+    cfg = run_cfg(
+        "tiny_quartznet_char.yaml",
+        tmp_path,
+        german,
+        f"init.nemo={tiny_base}",
+        "trainer.max_steps=6",
+        "trainer.val_check_interval=2",
+    )
+    assert main(cfg) == log_dir
+    steps = [r.split(",")[0] for r in (log_dir / "metrics.csv").read_text().splitlines()[1:]]
+    assert steps == ["2", "4", "6"], "the second run must resume at step 4, not start again"
+
+
+def test_scratch_model_and_missing_base(tmp_path, german):
+    cfg = run_cfg("tiny_quartznet_char.yaml", tmp_path, german, "init.scratch=true")
+    model, report = prepare_model(cfg)
+    assert report["init"] == "scratch" and "ß" in model.decoder.vocabulary
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "asr_transfer.cli",
+            "finetune",
+            "--config",
+            str(CONF / "tiny_quartznet_char.yaml"),
+            "init.nemo=/nowhere/base.nemo",
+            f"vocab.dir={german['char']}",
+            f"data.train_manifest={german['train']}",
+            f"data.dev_manifest={german['dev']}",
+            f"exp_manager.exp_dir={tmp_path / 'exp2'}",
+        ],
+        capture_output=True,
+        text=True,
+    )
+    assert result.returncode == 2 and "init.nemo=/nowhere/base.nemo does not exist" in result.stderr
+
+
+def test_ddp_two_cpu_processes_with_gloo(tmp_path, german, tiny_base):
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "asr_transfer.cli",
+            "finetune",
+            "--config",
+            str(CONF / "tiny_quartznet_char.yaml"),
+            f"init.nemo={tiny_base}",
+            f"vocab.dir={german['char']}",
+            f"data.train_manifest={german['train']}",
+            f"data.dev_manifest={german['dev']}",
+            f"exp_manager.exp_dir={tmp_path / 'exp'}",
+            "trainer.accelerator=cpu",
+            "trainer.devices=2",
+            "trainer.strategy=ddp",
+            "trainer.max_steps=2",
+            "trainer.val_check_interval=2",
+            "data.batch_size=4",
+            "trainer.enable_progress_bar=false",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "gloo" in (result.stdout + result.stderr).lower()
+    assert list((tmp_path / "exp").rglob("*.nemo"))
