@@ -215,7 +215,7 @@ def test_finetune_run_resumes_and_records(tmp_path, german, tiny_base):
     )
     log_dir = main(cfg)
     assert (log_dir / "finetune_config.yaml").exists() and (log_dir / "command.txt").exists()
-    rows = (log_dir / "metrics.csv").read_text().splitlines()
+    rows = (log_dir / "curves" / "metrics.csv").read_text().splitlines()
     assert rows[0].startswith("step,") and [r.split(",")[0] for r in rows[1:]] == ["2", "4"]
     report = json.loads((log_dir / "model_report.json").read_text())
     assert 0 < report["trainable_fraction"] < 1
@@ -229,7 +229,7 @@ def test_finetune_run_resumes_and_records(tmp_path, german, tiny_base):
         "trainer.val_check_interval=2",
     )
     assert main(cfg) == log_dir
-    steps = [r.split(",")[0] for r in (log_dir / "metrics.csv").read_text().splitlines()[1:]]
+    steps = [r.split(",")[0] for r in (log_dir / "curves" / "metrics.csv").read_text().splitlines()[1:]]
     assert steps == ["2", "4", "6"], "the second run must resume at step 4, not start again"
 
 

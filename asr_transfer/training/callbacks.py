@@ -1,7 +1,7 @@
 """Lightning callbacks of a fine-tuning run: the dev-WER curve, throughput, and skipped batches.
 
-Out, in the run folder: ``metrics.csv`` (step, seconds, val_wer, val_loss, train_loss at every
-validation) and ``throughput.json`` (utterances and audio seconds per second of training, peak GPU
+Out, in the run folder: ``curves/metrics.csv`` (step, seconds, val_wer, val_loss, train_loss at every
+validation; in a folder because NeMo's exp_manager moves a resumed run's loose files to ``run_N/``) and ``throughput.json`` (utterances and audio seconds per second of training, peak GPU
 memory, batches skipped for a non-finite loss).
 """
 
@@ -25,9 +25,15 @@ def _number(value) -> float | None:
     return value if math.isfinite(value) else None
 
 
+def metrics_path(run_dir: str | os.PathLike) -> str:
+    """The dev-metrics curve of a run: written by :class:`MetricsCSV`, read by the reports."""
+    return os.path.join(os.fspath(run_dir), "curves", "metrics.csv")
+
+
 class MetricsCSV(Callback):
-    def __init__(self, path: str):
-        self.path = path
+    def __init__(self, run_dir: str | os.PathLike):
+        self.path = metrics_path(run_dir)
+        os.makedirs(os.path.dirname(self.path), exist_ok=True)
         self.started = time.time()
         self.last_train_loss = None
 

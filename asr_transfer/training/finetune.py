@@ -3,7 +3,7 @@
 In: a config (see ``recipes/conf/``): ``init`` (base model name, ``.nemo`` or scratch), ``vocab``
 (target vocabulary), ``freeze``, ``data`` (NeMo manifests), ``model`` (architecture and optimizer),
 ``trainer`` (Lightning) and ``exp_manager`` (NeMo). Out: a run folder ``exp/<recipe>/<run>/`` with
-TensorBoard logs, checkpoints, the best model as ``.nemo``, ``metrics.csv``, ``throughput.json``,
+TensorBoard logs, checkpoints, the best model as ``.nemo``, ``curves/metrics.csv``, ``throughput.json``,
 the resolved config and the command line. Rerunning a killed run resumes it from its last checkpoint.
 """
 
@@ -135,7 +135,7 @@ def main(cfg: DictConfig, argv: list[str] | None = None) -> Path:
     trainer.callbacks.extend(
         [
             freeze_schedule,
-            MetricsCSV(str(log_dir / "metrics.csv")),
+            MetricsCSV(log_dir),
             Throughput(str(log_dir / "throughput.json"), int(model.cfg.get("sample_rate", 16000))),
         ]
     )

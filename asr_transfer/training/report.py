@@ -1,6 +1,6 @@
 """Reports of finished runs: dev WER curves as PNG, and RESULTS.md tables.
 
-In: run folders (their ``metrics.csv``) and evaluation summaries (``summary.json``). Out: a PNG of dev
+In: run folders (their ``curves/metrics.csv``) and evaluation summaries (``summary.json``). Out: a PNG of dev
 WER against training steps, one line per run, and Markdown on stdout.
 
 ``python -m asr_transfer.training.report curves OUT.png LABEL=RUN_DIR ...``
@@ -16,12 +16,11 @@ import json
 import os
 import sys
 
-METRICS_FILE = "metrics.csv"
-
+from asr_transfer.training.callbacks import metrics_path
 
 def read_curve(run_dir: str) -> tuple[list[int], list[float]]:
     steps, wers = [], []
-    with open(os.path.join(run_dir, METRICS_FILE), encoding="utf-8") as handle:
+    with open(metrics_path(run_dir), encoding="utf-8") as handle:
         for row in csv.DictReader(handle):
             if row["val_wer"]:
                 steps.append(int(float(row["step"])))
