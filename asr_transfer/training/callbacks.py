@@ -1,8 +1,9 @@
 """Lightning callbacks of a fine-tuning run: the dev-WER curve, throughput, and skipped batches.
 
 Out, in the run folder: ``curves/metrics.csv`` (step, seconds, val_wer, val_loss, train_loss at every
-validation; in a folder because NeMo's exp_manager moves a resumed run's loose files to ``run_N/``) and ``throughput.json`` (utterances and audio seconds per second of training, peak GPU
-memory, batches skipped for a non-finite loss).
+validation; in a folder because NeMo's exp_manager moves a resumed run's loose files to ``run_N/``)
+and ``throughput.json`` (utterances and audio seconds per second of training, peak GPU memory,
+batches skipped for a non-finite loss).
 """
 
 from __future__ import annotations

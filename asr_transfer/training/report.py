@@ -18,6 +18,7 @@ import sys
 
 from asr_transfer.training.callbacks import metrics_path
 
+
 def read_curve(run_dir: str) -> tuple[list[int], list[float]]:
     steps, wers = [], []
     with open(metrics_path(run_dir), encoding="utf-8") as handle:
