@@ -20,6 +20,8 @@ COMMANDS = {
     "evaluate": ("asr_transfer.training.evaluate", "WER/CER of a .nemo model on a manifest"),
     "transcribe": ("asr_transfer.training.transcribe", "transcripts of audio files or a manifest"),
     "export": ("asr_transfer.training.export", "a run's best model as a stand-alone .nemo"),
+    "inspect": ("asr_transfer.training.introspect", "per-layer weight change between a base and a tuned model"),
+    "study": ("asr_transfer.study.grid:cli", "transfer study: arms x data budgets, curves, plots, RESULTS.md"),
 }
 
 

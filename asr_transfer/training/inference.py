@@ -14,11 +14,15 @@ from omegaconf import open_dict
 
 def load_model(path: str, device: str | None = None):
     from nemo.collections.asr.models import ASRModel
+    from nemo.utils import logging as nemo_logging
 
     if not os.path.isfile(path):
         raise FileNotFoundError(f"model {path} does not exist")
     device = device or ("cuda" if torch.cuda.is_available() else "cpu")
-    model = ASRModel.restore_from(path, map_location=device)
+    # Restoring a model without its training data warns with the whole dataset config; for
+    # evaluation and transcription that is noise that buries the result line.
+    with nemo_logging.temp_verbosity(nemo_logging.ERROR):
+        model = ASRModel.restore_from(path, map_location=device)
     model.eval()
     return model
 

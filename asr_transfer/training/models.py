@@ -140,7 +140,12 @@ def swap_vocabulary(base, vocab_cfg: DictConfig):
     if vocab_cfg.kind == "char":
         if is_bpe(base):
             raise ValueError("a BPE base cannot take a character target; use vocab.kind=bpe with a SentencePiece dir")
-        base.change_vocabulary(new_vocabulary=target_labels(vocab_cfg))
+        labels = target_labels(vocab_cfg)
+        base.change_vocabulary(new_vocabulary=labels)
+        # NeMo leaves cfg.labels at the old alphabet; its transcribe() then warns that the data
+        # loader's labels differ from the model's on every call.
+        with open_dict(base.cfg):
+            base.cfg.labels = labels
         model = base
     elif is_bpe(base):
         base.change_vocabulary(new_tokenizer_dir=str(vocab_cfg.dir), new_tokenizer_type="bpe")

@@ -1,0 +1,253 @@
+"""RESULTS.md and plots of a transfer study.
+
+In: the study config, its run results (``grid.RunResult``), the data budgets, the base's WER on the
+target before training and the weight introspection. Out, in the study folder: ``RESULTS.md``,
+``wer_vs_steps.png`` (dev WER against steps per arm at the full budget, the target dashed),
+``wer_vs_data.png`` (final test WER against training hours per budget arm) and ``weight_change.png``
+(mean relative weight change per encoder block for each transfer arm). Every number comes from the run.
+"""
+
+from __future__ import annotations
+
+import statistics
+from collections import defaultdict
+from pathlib import Path
+
+from omegaconf import DictConfig
+
+from asr_transfer.fileio import atomic_open
+
+FULL_BUDGET = 1.0
+
+
+def _mean(values: list) -> float | None:
+    present = [value for value in values if value is not None]
+    return statistics.fmean(present) if present and len(present) == len(values) else None
+
+
+def _fmt(value, digits: int = 3) -> str:
+    return "n/a" if value is None else f"{value:.{digits}f}"
+
+
+def grouped(results) -> dict[tuple[float, str], list]:
+    groups = defaultdict(list)
+    for result in results:
+        groups[(result.budget, result.arm)].append(result)
+    return groups
+
+
+def mean_curve(runs) -> tuple[list[int], list[float]]:
+    by_step = defaultdict(list)
+    for run in runs:
+        for point in run.curve:
+            by_step[point["step"]].append(point["dev_wer"])
+    steps = sorted(step for step, values in by_step.items() if len(values) == len(runs))
+    return steps, [statistics.fmean(by_step[step]) for step in steps]
+
+
+def steps_to_target(runs) -> int | None:
+    """Mean over seeds; None when any seed never reached the target."""
+    return _mean([run.steps_to_target for run in runs])
+
+
+def speedup(reference_runs, runs) -> str:
+    """Reference steps / arm steps to the target; a lower bound when the reference never got there."""
+    reference, own = steps_to_target(reference_runs), steps_to_target(runs)
+    if own is None:
+        return "not reached"
+    if reference is None:
+        return f"> {runs[0].steps / own:.1f}x"
+    return f"{reference / own:.1f}x"
+
+
+def plot_steps(cfg: DictConfig, groups, out_png: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    figure, axes = plt.subplots(figsize=(7.5, 4.5), dpi=120)
+    for arm in cfg.arms:
+        runs = groups.get((FULL_BUDGET, arm))
+        if runs:
+            steps, wers = mean_curve(runs)
+            axes.plot(steps, wers, marker="o", markersize=3, label=arm)
+    axes.axhline(float(cfg.target_wer), color="grey", linestyle="--", linewidth=1, label=f"target {cfg.target_wer}")
+    axes.set_xlabel("training step")
+    axes.set_ylabel("dev WER")
+    axes.set_ylim(bottom=0)
+    axes.grid(alpha=0.3)
+    axes.set_title(f"{cfg.name}: dev WER against steps, full training set")
+    axes.legend(fontsize=8)
+    figure.tight_layout()
+    figure.savefig(out_png)
+    plt.close(figure)
+
+
+def plot_data(cfg: DictConfig, groups, budgets: dict, arms: list[str], out_png: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    figure, axes = plt.subplots(figsize=(7, 4.5), dpi=120)
+    for arm in arms:
+        points = [
+            (budgets[budget]["hours"] * 60, _mean([run.test_wer for run in groups[(budget, arm)]]))
+            for budget in sorted(budgets)
+            if (budget, arm) in groups
+        ]
+        points = [(x, y) for x, y in points if y is not None]
+        if points:
+            axes.plot(*zip(*points, strict=True), marker="o", label=arm)
+    axes.set_xscale("log")
+    axes.set_xlabel("target training data (minutes, log scale)")
+    axes.set_ylabel("test WER after the same step budget")
+    axes.set_ylim(bottom=0)
+    axes.grid(alpha=0.3, which="both")
+    axes.set_title(f"{cfg.name}: WER against training data")
+    axes.legend(fontsize=8)
+    figure.tight_layout()
+    figure.savefig(out_png)
+    plt.close(figure)
+
+
+def plot_weight_change(inspected: dict, out_png: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    figure, axes = plt.subplots(figsize=(7.5, 4.2), dpi=120)
+    for arm, found in inspected.items():
+        blocks = list(found["blocks"])
+        axes.plot(range(len(blocks)), list(found["blocks"].values()), marker="o", label=arm)
+        axes.set_xticks(range(len(blocks)))
+        axes.set_xticklabels(blocks, rotation=45, fontsize=8)
+    axes.set_xlabel("block, input to output")
+    axes.set_ylabel("mean ||W_tuned - W_base|| / ||W_base||")
+    axes.set_ylim(bottom=0)
+    axes.grid(alpha=0.3)
+    axes.set_title("weight change against the base, per block")
+    axes.legend(fontsize=8)
+    figure.tight_layout()
+    figure.savefig(out_png)
+    plt.close(figure)
+
+
+def comparison_sentences(cfg: DictConfig, groups, budgets: dict) -> list[str]:
+    sentences = []
+    for comparison in cfg.comparisons:
+        wins, rows = 0, []
+        for budget in sorted(budgets):
+            arm_runs, other_runs = groups.get((budget, comparison.arm)), groups.get((budget, comparison.against))
+            if not arm_runs or not other_runs:
+                continue
+            arm_wer = _mean([run.test_wer for run in arm_runs])
+            other_wer = _mean([run.test_wer for run in other_runs])
+            if arm_wer is None or other_wer is None:
+                continue
+            wins += arm_wer < other_wer
+            rows.append(f"{budget:.0%}: {arm_wer:.3f} vs {other_wer:.3f}")
+        if not rows:
+            continue
+        verdict = (
+            "helps at every budget"
+            if wins == len(rows)
+            else "does not help at any budget"
+            if wins == 0
+            else f"helps at {wins} of {len(rows)} budgets"
+        )
+        sentences.append(
+            f"- **{comparison.name}** ({comparison.arm} against {comparison.against}) {verdict}: test WER "
+            + "; ".join(rows)
+            + "."
+        )
+    return sentences
+
+
+def write_report(cfg: DictConfig, out: Path, results, budgets: dict, base_summary, inspected, command: str) -> None:
+    groups = grouped(results)
+    arms_at_budgets = [arm for arm in cfg.arms if sum(1 for budget in budgets if (budget, arm) in groups) > 1]
+    plot_steps(cfg, groups, out / "wer_vs_steps.png")
+    if len(budgets) > 1:
+        plot_data(cfg, groups, budgets, arms_at_budgets, out / "wer_vs_data.png")
+    if inspected:
+        plot_weight_change(inspected, out / "weight_change.png")
+
+    full = budgets[FULL_BUDGET]
+    reference = groups.get((FULL_BUDGET, cfg.reference_arm), [])
+    lines = [f"# Transfer study: {cfg.name}", ""]
+    if cfg.description:
+        lines += [str(cfg.description).strip(), ""]
+    lines += [
+        f"Made by `{command}`." if command else "",
+        "",
+        f"Same step budget ({cfg.steps} steps, dev WER every {cfg.val_every}), seeds {list(cfg.seeds)}, fine-tuning "
+        f"config `{cfg.finetune_config}`, base `{cfg.base.nemo or cfg.base.pretrained}`. Full training set: "
+        f"{full['utterances']} utterances, {full['hours'] * 60:.1f} minutes. Target dev WER for the speed "
+        f"columns: {cfg.target_wer}.",
+        "",
+    ]
+    if base_summary:
+        lines += [
+            f"The base before any training, on the target test set: WER {_fmt(base_summary['wer'])}, "
+            f"CER {_fmt(base_summary['cer'])}.",
+            "",
+        ]
+    lines += [
+        "## Arms on the full training set",
+        "",
+        f"| arm | test WER | test CER | best dev WER | steps to dev WER {cfg.target_wer} | seconds to it | "
+        f"speed-up vs {cfg.reference_arm} |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for arm in cfg.arms:
+        runs = groups.get((FULL_BUDGET, arm))
+        if not runs:
+            continue
+        lines.append(
+            f"| {arm} | {_fmt(_mean([r.test_wer for r in runs]))} | {_fmt(_mean([r.test_cer for r in runs]))} | "
+            f"{_fmt(_mean([r.best_dev_wer for r in runs]))} | {_fmt(steps_to_target(runs), 0)} | "
+            f"{_fmt(_mean([r.seconds_to_target for r in runs]), 0)} | "
+            f"{speedup(reference, runs) if reference else 'n/a'} |"
+        )
+    lines += ["", "![dev WER against steps](wer_vs_steps.png)", ""]
+    if len(budgets) > 1:
+        header = "| training data | " + " | ".join(arms_at_budgets) + " |"
+        lines += ["## Data budgets (test WER)", "", header, "|---" * (len(arms_at_budgets) + 1) + "|"]
+        for budget in sorted(budgets):
+            info = budgets[budget]
+            cells = [_fmt(_mean([r.test_wer for r in groups.get((budget, arm), [])])) for arm in arms_at_budgets]
+            lines.append(
+                f"| {budget:.0%} ({info['utterances']} utt., {info['hours'] * 60:.1f} min) | "
+                + " | ".join(cells)
+                + " |"
+            )
+        lines += ["", f"Steps to dev WER {cfg.target_wer}, and the speed-up against {cfg.reference_arm}:", ""]
+        lines += ["| training data | " + " | ".join(arms_at_budgets) + " |", "|---" * (len(arms_at_budgets) + 1) + "|"]
+        for budget in sorted(budgets):
+            reference_runs = groups.get((budget, cfg.reference_arm), [])
+            cells = []
+            for arm in arms_at_budgets:
+                runs = groups.get((budget, arm), [])
+                ratio = speedup(reference_runs, runs) if reference_runs and runs and arm != cfg.reference_arm else ""
+                cells.append(f"{_fmt(steps_to_target(runs), 0)} {f'({ratio})' if ratio else ''}".strip())
+            lines.append(f"| {budget:.0%} | " + " | ".join(cells) + " |")
+        lines += ["", "![WER against training data](wer_vs_data.png)", ""]
+    sentences = comparison_sentences(cfg, groups, budgets)
+    if sentences:
+        lines += ["## Findings", "", *sentences, ""]
+    if inspected:
+        lines += ["## Which layers moved (Kunze et al.'s introspection)", ""]
+        lines += [f"- **{arm}**: {found['sentence']}" for arm, found in inspected.items()]
+        lines += ["", "![weight change per block](weight_change.png)", ""]
+        lines += ["Per layer: " + ", ".join(f"[{arm}](inspect/{arm}.png)" for arm in inspected) + "."]
+        first = next(iter(inspected))
+        lines += ["", f"![{first}: weight change per layer](inspect/{first}.png)", ""]
+    lines += [
+        "Raw numbers: `results.csv` (one row per run), `curves.csv` (dev WER at every validation), `results.json`.",
+        "",
+    ]
+    with atomic_open(out / "RESULTS.md") as handle:
+        handle.write("\n".join(lines))

@@ -1,0 +1,139 @@
+"""The transfer study end to end on a tiny grid, and weight introspection on models with one known change."""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+from pathlib import Path
+
+import pytest
+import torch
+from conftest import CONF, REPO, char_vocab
+from omegaconf import OmegaConf
+
+from asr_transfer.study import grid
+from asr_transfer.training import introspect
+from asr_transfer.training.config import ConfigError, load_config
+from asr_transfer.training.models import build_model
+
+SHIPPED_BASE = REPO / "recipes" / "en_base" / "model" / "en_tiny_quartznet_char.nemo"
+
+
+def tiny_study(tmp_path: Path, german: dict) -> Path:
+    path = tmp_path / "tiny_study.yaml"
+    config = {
+        "name": "tiny",
+        "lang": "de",
+        "out_dir": str(tmp_path / "study"),
+        "data": {"train_manifest": german["train"], "dev_manifest": german["dev"], "test_manifest": german["dev"]},
+        "vocab": {"kind": "char", "dir": str(german["char"])},
+        "finetune_config": str(CONF / "tiny_quartznet_char.yaml"),
+        "base": {"nemo": str(SHIPPED_BASE)},
+        "steps": 4,
+        "val_every": 2,
+        "target_wer": 1.0,
+        "budgets": [0.5, 1.0],
+        "overrides": ["data.batch_size=4"],
+        "arms": {"scratch": {"init": "scratch"}, "transfer": {"init": "base"}},
+        "comparisons": [{"name": "transfer", "arm": "transfer", "against": "scratch"}],
+    }
+    path.write_text(OmegaConf.to_yaml(OmegaConf.create(config)), encoding="utf-8")
+    return path
+
+
+def test_tiny_study_writes_every_output_with_a_number_per_arm_and_budget(tmp_path, german):
+    config = tiny_study(tmp_path, german)
+    assert grid.cli(["--config", str(config)]) == 0
+    out = tmp_path / "study"
+    for name in ("RESULTS.md", "results.csv", "curves.csv", "results.json", "wer_vs_steps.png", "wer_vs_data.png"):
+        assert (out / name).stat().st_size > 0, name
+    assert (out / "inspect" / "transfer.png").exists() and (out / "inspect" / "transfer.csv").exists()
+    with open(out / "results.csv", encoding="utf-8") as handle:
+        rows = list(csv.DictReader(handle))
+    cells = {(float(row["budget"]), row["arm"]) for row in rows}
+    assert cells == {(0.5, "scratch"), (0.5, "transfer"), (1.0, "scratch"), (1.0, "transfer")}
+    for row in rows:
+        assert math.isfinite(float(row["test_wer"])) and math.isfinite(float(row["best_dev_wer"]))
+        assert int(row["steps_to_target"]) == 2  # target 1.0 is reached at the first validation
+    half = json.loads((out / "results.json").read_text())["budgets"]["p050"]
+    assert 0 < half["utterances"] < sum(1 for _ in open(german["train"], encoding="utf-8"))
+    results = (out / "RESULTS.md").read_text()
+    assert "| transfer |" in results and "| scratch |" in results and "Which layers moved" in results
+    assert "## Findings" in results
+
+    # A rerun skips every finished run.
+    runs = sorted(out.glob("runs/*/*/s0/study_result.json"))
+    stamps = [path.stat().st_mtime_ns for path in runs]
+    assert grid.cli(["--config", str(config)]) == 0
+    assert [path.stat().st_mtime_ns for path in runs] == stamps
+
+
+def test_study_config_errors_say_what_to_fix(tmp_path):
+    path = tmp_path / "bad.yaml"
+    path.write_text("name: bad\narms: {transfer: {init: base}}\ndata: {synth: {clips: 10}}\n", encoding="utf-8")
+    with pytest.raises(ConfigError, match="base.nemo or base.pretrained"):
+        grid.load_study_config(str(path))
+    path.write_text("name: bad\narms: {scratch: {init: scratch}}\n", encoding="utf-8")
+    with pytest.raises(ConfigError, match="data.synth"):
+        grid.load_study_config(str(path))
+
+
+def test_grid_runs_every_arm_at_full_budget_and_budget_arms_at_the_others():
+    cfg = OmegaConf.merge(
+        OmegaConf.create(grid.DEFAULTS),
+        {"budgets": [0.25, 1.0], "budget_arms": ["scratch"], "seeds": [0, 1], "arms": {"freeze_2": {"init": "base"}}},
+    )
+    runs = grid.grid(cfg)
+    assert (0.25, "scratch", 1) in runs and (0.25, "transfer", 0) not in runs
+    assert {arm for budget, arm, _ in runs if budget == 1.0} == {"scratch", "transfer", "freeze_2"}
+    assert len(runs) == 2 * (1 + 3)
+
+
+def _tiny_model(tmp_path, labels):
+    cfg = load_config(str(CONF / "tiny_quartznet_char.yaml"), ["vocab.dir=unused"])
+    torch.manual_seed(0)
+    return build_model(cfg.model, char_vocab(tmp_path, labels, name="v" + str(len(labels))))
+
+
+def test_inspect_finds_the_one_changed_layer(tmp_path):
+    labels = [" ", *"abcdefghijklmnopqrstuvwxyz", "'"]
+    base = _tiny_model(tmp_path, labels)
+    base_path, tuned_path = tmp_path / "base.nemo", tmp_path / "tuned.nemo"
+    base.save_to(str(base_path))
+    with torch.no_grad():
+        layer = base.encoder.encoder[3].mconv[1].conv
+        layer.weight.mul_(1.5)  # relative change exactly 0.5, direction unchanged (cosine 1)
+    base.save_to(str(tuned_path))
+
+    changes = introspect.inspect_files(str(base_path), str(tuned_path))
+    assert not any(change.layer.startswith("preprocessor") for change in changes)
+    moved = [change for change in changes if change.relative_change > 1e-6]
+    assert [change.layer for change in moved] == ["encoder.encoder.3.mconv.1.conv"]
+    assert moved[0].relative_change == pytest.approx(0.5, rel=1e-5)
+    assert moved[0].cosine == pytest.approx(1.0, abs=1e-6)
+    assert all(change.cosine == pytest.approx(1.0, abs=1e-6) for change in changes)
+    assert "enc.3" in introspect.describe(changes)
+
+    plot, rows = tmp_path / "inspect.png", tmp_path / "inspect.csv"
+    assert (
+        introspect.main(["--base", str(base_path), "--tuned", str(tuned_path), "--plot", str(plot), "--csv", str(rows)])
+        == 0
+    )
+    assert plot.stat().st_size > 10_000
+    assert len(list(csv.DictReader(open(rows, encoding="utf-8")))) == len(changes)
+
+
+def test_inspect_compares_shared_rows_after_a_vocabulary_swap(tmp_path):
+    english = [" ", *"abcdefghijklmnopqrstuvwxyz", "'"]
+    base = _tiny_model(tmp_path, english)
+    german = [" ", "'", *"abcdefghijklmnopqrstuvwxyz", "ä", "ö", "ü", "ß"]
+    tuned = _tiny_model(tmp_path, english)
+    tuned.load_state_dict(base.state_dict())
+    from asr_transfer.training.models import swap_vocabulary
+
+    tuned, shared = swap_vocabulary(tuned, char_vocab(tmp_path, german, name="de"))
+    assert shared == len(english)
+    decoder = [change for change in introspect.layer_changes(base, tuned) if change.layer.startswith("decoder")]
+    assert decoder[0].relative_change == pytest.approx(0.0, abs=1e-6)  # shared rows were copied, untouched
+    assert "28 shared tokens" in decoder[0].note
