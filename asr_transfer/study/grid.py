@@ -252,39 +252,21 @@ def train(cfg: DictConfig, overrides: list[str], log_path: Path) -> None:
         raise RuntimeError(f"fine-tuning failed (exit {finished.returncode}); see {log_path}")
 
 
-def read_curve_rows(run: Path) -> list[dict]:
-    from asr_transfer.training.callbacks import metrics_path
-
-    path = metrics_path(run)
-    if not os.path.isfile(path):
-        return []
-    rows = []
-    with open(path, encoding="utf-8") as handle:
-        for row in csv.DictReader(handle):
-            if row["val_wer"]:
-                rows.append(
-                    {
-                        "step": int(float(row["step"])),
-                        "seconds": float(row["seconds"]),
-                        "dev_wer": float(row["val_wer"]),
-                    }
-                )
-    return rows
-
-
 def first_reaching(curve: list[dict], target: float) -> dict | None:
     return next((point for point in curve if point["dev_wer"] <= target), None)
 
 
 def evaluate_run(cfg: DictConfig, out: Path, paths: dict, budget: dict, key: tuple[float, str, int]) -> RunResult:
+    from asr_transfer.training.callbacks import metrics_path
     from asr_transfer.training.evaluate import evaluate
     from asr_transfer.training.export import best_nemo
+    from asr_transfer.training.report import read_points
 
     budget_value, arm, seed = key
     run = run_dir(out, budget_value, arm, seed)
     model = best_nemo(str(run))
     summary = evaluate(str(model), paths["test"], out_dir=str(run / "eval_test"))
-    curve = read_curve_rows(run)
+    curve = read_points(run) if os.path.isfile(metrics_path(run)) else []
     reached = first_reaching(curve, float(cfg.target_wer))
     return RunResult(
         budget=budget_value,
@@ -380,15 +362,12 @@ def inspect_arms(cfg: DictConfig, out: Path, results: list[RunResult]) -> dict[s
 
 def evaluate_base(cfg: DictConfig, out: Path, paths: dict) -> dict | None:
     from asr_transfer.training.evaluate import evaluate
+    from asr_transfer.training.report import load_summary
 
     if not cfg.evaluate_base or not cfg.base.nemo:
         return None
     path = out / "base_eval" / "summary.json"
-    if path.exists():
-        import json
-
-        return json.loads(path.read_text(encoding="utf-8"))
-    return evaluate(cfg.base.nemo, paths["test"], out_dir=str(path.parent))
+    return load_summary(str(path)) or evaluate(cfg.base.nemo, paths["test"], out_dir=str(path.parent))
 
 
 def main(cfg: DictConfig, command_line: str = "", jobs: int | None = None) -> Path:

@@ -16,8 +16,8 @@ from pathlib import Path
 from omegaconf import DictConfig
 
 from asr_transfer.fileio import atomic_open
-
-FULL_BUDGET = 1.0
+from asr_transfer.plotting import saved_figure
+from asr_transfer.study.grid import FULL_BUDGET
 
 
 def _mean(values: list) -> float | None:
@@ -61,78 +61,54 @@ def speedup(reference_runs, runs) -> str:
 
 
 def plot_steps(cfg: DictConfig, groups, out_png: Path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    figure, axes = plt.subplots(figsize=(7.5, 4.5), dpi=120)
-    for arm in cfg.arms:
-        runs = groups.get((FULL_BUDGET, arm))
-        if runs:
-            steps, wers = mean_curve(runs)
-            axes.plot(steps, wers, marker="o", markersize=3, label=arm)
-    axes.axhline(float(cfg.target_wer), color="grey", linestyle="--", linewidth=1, label=f"target {cfg.target_wer}")
-    axes.set_xlabel("training step")
-    axes.set_ylabel("dev WER")
-    axes.set_ylim(bottom=0)
-    axes.grid(alpha=0.3)
-    axes.set_title(f"{cfg.name}: dev WER against steps, full training set")
-    axes.legend(fontsize=8)
-    figure.tight_layout()
-    figure.savefig(out_png)
-    plt.close(figure)
+    with saved_figure(str(out_png), figsize=(7.5, 4.5)) as (_, axes):
+        for arm in cfg.arms:
+            runs = groups.get((FULL_BUDGET, arm))
+            if runs:
+                steps, wers = mean_curve(runs)
+                axes.plot(steps, wers, marker="o", markersize=3, label=arm)
+        axes.axhline(float(cfg.target_wer), color="grey", linestyle="--", linewidth=1, label=f"target {cfg.target_wer}")
+        axes.set_xlabel("training step")
+        axes.set_ylabel("dev WER")
+        axes.set_ylim(bottom=0)
+        axes.grid(alpha=0.3)
+        axes.set_title(f"{cfg.name}: dev WER against steps, full training set")
+        axes.legend(fontsize=8)
 
 
 def plot_data(cfg: DictConfig, groups, budgets: dict, arms: list[str], out_png: Path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    figure, axes = plt.subplots(figsize=(7, 4.5), dpi=120)
-    for arm in arms:
-        points = [
-            (budgets[budget]["hours"] * 60, _mean([run.test_wer for run in groups[(budget, arm)]]))
-            for budget in sorted(budgets)
-            if (budget, arm) in groups
-        ]
-        points = [(x, y) for x, y in points if y is not None]
-        if points:
-            axes.plot(*zip(*points, strict=True), marker="o", label=arm)
-    axes.set_xscale("log")
-    axes.set_xlabel("target training data (minutes, log scale)")
-    axes.set_ylabel("test WER after the same step budget")
-    axes.set_ylim(bottom=0)
-    axes.grid(alpha=0.3, which="both")
-    axes.set_title(f"{cfg.name}: WER against training data")
-    axes.legend(fontsize=8)
-    figure.tight_layout()
-    figure.savefig(out_png)
-    plt.close(figure)
+    with saved_figure(str(out_png), figsize=(7, 4.5)) as (_, axes):
+        for arm in arms:
+            points = [
+                (budgets[budget]["hours"] * 60, _mean([run.test_wer for run in groups[(budget, arm)]]))
+                for budget in sorted(budgets)
+                if (budget, arm) in groups
+            ]
+            points = [(x, y) for x, y in points if y is not None]
+            if points:
+                axes.plot(*zip(*points, strict=True), marker="o", label=arm)
+        axes.set_xscale("log")
+        axes.set_xlabel("target training data (minutes, log scale)")
+        axes.set_ylabel("test WER after the same step budget")
+        axes.set_ylim(bottom=0)
+        axes.grid(alpha=0.3, which="both")
+        axes.set_title(f"{cfg.name}: WER against training data")
+        axes.legend(fontsize=8)
 
 
 def plot_weight_change(inspected: dict, out_png: Path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    figure, axes = plt.subplots(figsize=(7.5, 4.2), dpi=120)
-    for arm, found in inspected.items():
-        blocks = list(found["blocks"])
-        axes.plot(range(len(blocks)), list(found["blocks"].values()), marker="o", label=arm)
-        axes.set_xticks(range(len(blocks)))
-        axes.set_xticklabels(blocks, rotation=45, fontsize=8)
-    axes.set_xlabel("block, input to output")
-    axes.set_ylabel("mean ||W_tuned - W_base|| / ||W_base||")
-    axes.set_ylim(bottom=0)
-    axes.grid(alpha=0.3)
-    axes.set_title("weight change against the base, per block")
-    axes.legend(fontsize=8)
-    figure.tight_layout()
-    figure.savefig(out_png)
-    plt.close(figure)
+    with saved_figure(str(out_png), figsize=(7.5, 4.2)) as (_, axes):
+        for arm, found in inspected.items():
+            blocks = list(found["blocks"])
+            axes.plot(range(len(blocks)), list(found["blocks"].values()), marker="o", label=arm)
+            axes.set_xticks(range(len(blocks)))
+            axes.set_xticklabels(blocks, rotation=45, fontsize=8)
+        axes.set_xlabel("block, input to output")
+        axes.set_ylabel("mean ||W_tuned - W_base|| / ||W_base||")
+        axes.set_ylim(bottom=0)
+        axes.grid(alpha=0.3)
+        axes.set_title("weight change against the base, per block")
+        axes.legend(fontsize=8)
 
 
 def comparison_sentences(cfg: DictConfig, groups, budgets: dict) -> list[str]:

@@ -26,6 +26,7 @@ from dataclasses import asdict, dataclass
 import torch
 
 from asr_transfer.fileio import atomic_open
+from asr_transfer.plotting import saved_figure
 
 EXCLUDED_PREFIXES = ("preprocessor", "spec_augmentation", "spec_augment")
 
@@ -176,32 +177,27 @@ def write_csv(changes: list[LayerChange], path: str) -> None:
 
 
 def plot_changes(changes: list[LayerChange], out_png: str, title: str = "weight change per layer") -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from matplotlib import colormaps
 
     shown = [change for change in changes if math.isfinite(change.relative_change)]
     labels = [short_name(change.layer) for change in shown]
     blocks = [block_of(change.layer) for change in shown]
-    palette = plt.get_cmap("tab10")
+    palette = colormaps["tab10"]
     block_colors = {block: palette(index % 10) for index, block in enumerate(dict.fromkeys(blocks))}
     colors = [block_colors[block] for block in blocks]
-    figure, (top, bottom) = plt.subplots(2, 1, figsize=(max(7, 0.22 * len(shown) + 2), 6.5), dpi=120, sharex=True)
-    positions = range(len(shown))
-    top.bar(positions, [change.relative_change for change in shown], color=colors)
-    top.set_ylabel("||W_tuned - W_base|| / ||W_base||")
-    top.set_title(title)
-    top.grid(axis="y", alpha=0.3)
-    bottom.bar(positions, [change.cosine for change in shown], color=colors)
-    bottom.set_ylabel("cosine similarity")
-    bottom.set_ylim(min(0.0, min((change.cosine for change in shown), default=0.0)), 1.02)
-    bottom.grid(axis="y", alpha=0.3)
-    bottom.set_xticks(list(positions))
-    bottom.set_xticklabels(labels, rotation=90, fontsize=6)
-    figure.tight_layout()
-    figure.savefig(out_png)
-    plt.close(figure)
+    size = (max(7, 0.22 * len(shown) + 2), 6.5)
+    with saved_figure(out_png, nrows=2, ncols=1, figsize=size, sharex=True) as (_, (top, bottom)):
+        positions = range(len(shown))
+        top.bar(positions, [change.relative_change for change in shown], color=colors)
+        top.set_ylabel("||W_tuned - W_base|| / ||W_base||")
+        top.set_title(title)
+        top.grid(axis="y", alpha=0.3)
+        bottom.bar(positions, [change.cosine for change in shown], color=colors)
+        bottom.set_ylabel("cosine similarity")
+        bottom.set_ylim(min(0.0, min((change.cosine for change in shown), default=0.0)), 1.02)
+        bottom.grid(axis="y", alpha=0.3)
+        bottom.set_xticks(list(positions))
+        bottom.set_xticklabels(labels, rotation=90, fontsize=6)
 
 
 def inspect_files(base_path: str, tuned_path: str) -> list[LayerChange]:

@@ -16,38 +16,42 @@ import json
 import os
 import sys
 
+from asr_transfer.plotting import saved_figure
 from asr_transfer.training.callbacks import metrics_path
 
 
-def read_curve(run_dir: str) -> tuple[list[int], list[float]]:
-    steps, wers = [], []
+def read_points(run_dir: str | os.PathLike) -> list[dict]:
+    """The validations of a run: ``{step, seconds, dev_wer}`` each, in order."""
+    points = []
     with open(metrics_path(run_dir), encoding="utf-8") as handle:
         for row in csv.DictReader(handle):
             if row["val_wer"]:
-                steps.append(int(float(row["step"])))
-                wers.append(float(row["val_wer"]))
-    return steps, wers
+                points.append(
+                    {
+                        "step": int(float(row["step"])),
+                        "seconds": float(row["seconds"]),
+                        "dev_wer": float(row["val_wer"]),
+                    }
+                )
+    return points
+
+
+def read_curve(run_dir: str) -> tuple[list[int], list[float]]:
+    points = read_points(run_dir)
+    return [point["step"] for point in points], [point["dev_wer"] for point in points]
 
 
 def plot_curves(runs: dict[str, str], out_png: str, title: str = "dev WER during training") -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    figure, axes = plt.subplots(figsize=(7, 4.2), dpi=120)
-    for label, run_dir in runs.items():
-        steps, wers = read_curve(run_dir)
-        axes.plot(steps, wers, marker="o", markersize=3, label=label)
-    axes.set_xlabel("training step")
-    axes.set_ylabel("dev WER")
-    axes.set_ylim(bottom=0)
-    axes.grid(alpha=0.3)
-    axes.set_title(title)
-    axes.legend()
-    figure.tight_layout()
-    figure.savefig(out_png)
-    plt.close(figure)
+    with saved_figure(out_png, figsize=(7, 4.2)) as (_, axes):
+        for label, run_dir in runs.items():
+            steps, wers = read_curve(run_dir)
+            axes.plot(steps, wers, marker="o", markersize=3, label=label)
+        axes.set_xlabel("training step")
+        axes.set_ylabel("dev WER")
+        axes.set_ylim(bottom=0)
+        axes.grid(alpha=0.3)
+        axes.set_title(title)
+        axes.legend()
 
 
 def load_summary(path: str) -> dict | None:
