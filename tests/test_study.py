@@ -90,6 +90,37 @@ def test_grid_runs_every_arm_at_full_budget_and_budget_arms_at_the_others():
     assert len(runs) == 2 * (1 + 3)
 
 
+def _fake_run(budget: float, arm: str, seed: int, test_wer: float) -> grid.RunResult:
+    curve = [{"step": step, "seconds": step / 10, "dev_wer": test_wer + 0.5 / step} for step in (25, 50)]
+    return grid.RunResult(
+        budget=budget, arm=arm, seed=seed, train_hours=budget / 10, train_utterances=int(100 * budget), steps=50,
+        test_wer=test_wer, test_cer=test_wer / 3, best_dev_wer=test_wer + 0.01, final_dev_wer=test_wer + 0.01,
+        steps_to_target=25, seconds_to_target=2.5, train_seconds=5.0, model="unused.nemo", curve=curve,
+    )  # fmt: skip
+
+
+def test_report_gives_mean_and_spread_over_seeds(tmp_path):
+    from asr_transfer.study.report import write_report
+
+    cfg = OmegaConf.merge(
+        OmegaConf.create(grid.DEFAULTS),
+        {"name": "seeds", "seeds": [0, 1], "budgets": [0.5, 1.0], "target_wer": 0.9,
+         "arms": {"scratch": {"init": "scratch"}, "transfer": {"init": "base"}}},
+    )  # fmt: skip
+    wers = {("scratch", 0): 0.8, ("scratch", 1): 0.9, ("transfer", 0): 0.4, ("transfer", 1): 0.6}
+    results = [_fake_run(budget, arm, seed, wer) for budget in (0.5, 1.0) for (arm, seed), wer in wers.items()]
+    budgets = {b: {"manifest": "unused", "hours": b / 10, "utterances": int(100 * b)} for b in (0.5, 1.0)}
+    base_on_test = {"wer": 0.55, "cer": 0.2}
+    write_report(cfg, tmp_path, results, budgets, base_on_test, {}, "asr-transfer study --config seeds.yaml")
+    report = (tmp_path / "RESULTS.md").read_text(encoding="utf-8")
+    # transfer: mean 0.5, sample sd of (0.4, 0.6) = 0.141; scratch: 0.85 and 0.071.
+    assert "| transfer | 0.500 ± 0.141 |" in report and "| scratch | 0.850 ± 0.071 |" in report
+    assert "| 50% (50 utt., 3.0 min) | 0.850 ± 0.071 | 0.500 ± 0.141 |" in report
+    assert "sample standard deviation" in report
+    assert "(test WER 0.550): fine-tuning beats it in 2 of 2 (arm, budget) cells." in report
+    assert (tmp_path / "wer_vs_steps.png").stat().st_size > 0 and (tmp_path / "wer_vs_data.png").stat().st_size > 0
+
+
 def _tiny_model(tmp_path, labels):
     cfg = load_config(str(CONF / "tiny_quartznet_char.yaml"), ["vocab.dir=unused"])
     torch.manual_seed(0)

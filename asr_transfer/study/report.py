@@ -29,6 +29,14 @@ def _fmt(value, digits: int = 3) -> str:
     return "n/a" if value is None else f"{value:.{digits}f}"
 
 
+def _fmt_seeds(values: list, digits: int = 3) -> str:
+    """Mean over seeds, with the sample standard deviation when there are several."""
+    mean = _mean(values)
+    if mean is None or len(values) < 2:
+        return _fmt(mean, digits)
+    return f"{mean:.{digits}f} ± {statistics.stdev(values):.{digits}f}"
+
+
 def grouped(results) -> dict[tuple[float, str], list]:
     groups = defaultdict(list)
     for result in results:
@@ -36,13 +44,14 @@ def grouped(results) -> dict[tuple[float, str], list]:
     return groups
 
 
-def mean_curve(runs) -> tuple[list[int], list[float]]:
+def mean_curve(runs) -> tuple[list[int], list[float], list[tuple[float, float]]]:
+    """Dev WER per step, mean over seeds and (lowest, highest) seed, at steps every seed validated."""
     by_step = defaultdict(list)
     for run in runs:
         for point in run.curve:
             by_step[point["step"]].append(point["dev_wer"])
     steps = sorted(step for step, values in by_step.items() if len(values) == len(runs))
-    return steps, [statistics.fmean(by_step[step]) for step in steps]
+    return steps, [statistics.fmean(by_step[s]) for s in steps], [(min(by_step[s]), max(by_step[s])) for s in steps]
 
 
 def steps_to_target(runs) -> int | None:
@@ -65,34 +74,49 @@ def plot_steps(cfg: DictConfig, groups, out_png: Path) -> None:
         for arm in cfg.arms:
             runs = groups.get((FULL_BUDGET, arm))
             if runs:
-                steps, wers = mean_curve(runs)
-                axes.plot(steps, wers, marker="o", markersize=3, label=arm)
+                steps, wers, spread = mean_curve(runs)
+                (line,) = axes.plot(steps, wers, marker="o", markersize=3, label=arm)
+                if len(runs) > 1:
+                    lows, highs = zip(*spread, strict=True)
+                    axes.fill_between(steps, lows, highs, color=line.get_color(), alpha=0.15, linewidth=0)
         axes.axhline(float(cfg.target_wer), color="grey", linestyle="--", linewidth=1, label=f"target {cfg.target_wer}")
         axes.set_xlabel("training step")
         axes.set_ylabel("dev WER")
         axes.set_ylim(bottom=0)
         axes.grid(alpha=0.3)
-        axes.set_title(f"{cfg.name}: dev WER against steps, full training set")
+        seeds = f", mean of {len(cfg.seeds)} seeds (band: lowest to highest)" if len(cfg.seeds) > 1 else ""
+        axes.set_title(f"{cfg.name}: dev WER against steps, full training set{seeds}", fontsize=10)
         axes.legend(fontsize=8)
 
 
-def plot_data(cfg: DictConfig, groups, budgets: dict, arms: list[str], out_png: Path) -> None:
+def plot_data(cfg: DictConfig, groups, budgets: dict, arms: list[str], out_png: Path, base_wer=None) -> None:
+    from matplotlib.ticker import NullFormatter
+
     with saved_figure(str(out_png), figsize=(7, 4.5)) as (_, axes):
         for arm in arms:
-            points = [
-                (budgets[budget]["hours"] * 60, _mean([run.test_wer for run in groups[(budget, arm)]]))
-                for budget in sorted(budgets)
-                if (budget, arm) in groups
-            ]
-            points = [(x, y) for x, y in points if y is not None]
+            points = []
+            for budget in sorted(budgets):
+                wers = [run.test_wer for run in groups.get((budget, arm), [])]
+                if wers and _mean(wers) is not None:
+                    spread = statistics.stdev(wers) if len(wers) > 1 else 0.0
+                    points.append((budgets[budget]["hours"] * 60, _mean(wers), spread))
             if points:
-                axes.plot(*zip(*points, strict=True), marker="o", label=arm)
+                minutes, wers, spreads = zip(*points, strict=True)
+                axes.errorbar(minutes, wers, yerr=spreads if any(spreads) else None, marker="o", capsize=3, label=arm)
+        if base_wer is not None:
+            axes.axhline(base_wer, color="grey", linestyle=":", linewidth=1.2, label="base, no training")
         axes.set_xscale("log")
+        # Tick the budgets themselves: log-scale default labels (3x10^0) read badly for 2 to 20 minutes.
+        budget_minutes = [budgets[budget]["hours"] * 60 for budget in sorted(budgets)]
+        axes.set_xticks(budget_minutes)
+        axes.set_xticklabels([f"{minutes:.3g}" for minutes in budget_minutes])
+        axes.xaxis.set_minor_formatter(NullFormatter())
         axes.set_xlabel("target training data (minutes, log scale)")
         axes.set_ylabel("test WER after the same step budget")
         axes.set_ylim(bottom=0)
         axes.grid(alpha=0.3, which="both")
-        axes.set_title(f"{cfg.name}: WER against training data")
+        spread = f", mean of {len(cfg.seeds)} seeds (bars: 1 sd)" if len(cfg.seeds) > 1 else ""
+        axes.set_title(f"{cfg.name}: WER against training data{spread}", fontsize=10)
         axes.legend(fontsize=8)
 
 
@@ -142,12 +166,30 @@ def comparison_sentences(cfg: DictConfig, groups, budgets: dict) -> list[str]:
     return sentences
 
 
+def base_sentence(cfg: DictConfig, groups, budgets: dict, arms: list[str], base_wer: float) -> str | None:
+    """Whether fine-tuning beats leaving the base alone, per (arm, budget): tiny budgets can make it worse."""
+    cells = {}
+    for arm in arms:
+        for budget in sorted(budgets):
+            wer = _mean([run.test_wer for run in groups.get((budget, arm), [])])
+            if arm != cfg.reference_arm and wer is not None:
+                cells[f"{arm} {budget:.0%}"] = wer
+    if not cells:
+        return None
+    worse = [f"{cell} ({wer:.3f})" for cell, wer in cells.items() if wer >= base_wer]
+    verdict = f"fine-tuning beats it in {len(cells) - len(worse)} of {len(cells)} (arm, budget) cells"
+    if worse:
+        verdict += "; it is worse at " + ", ".join(worse)
+    return f"- **against the base with no training** (test WER {base_wer:.3f}): {verdict}."
+
+
 def write_report(cfg: DictConfig, out: Path, results, budgets: dict, base_summary, inspected, command: str) -> None:
     groups = grouped(results)
     arms_at_budgets = [arm for arm in cfg.arms if sum(1 for budget in budgets if (budget, arm) in groups) > 1]
     plot_steps(cfg, groups, out / "wer_vs_steps.png")
     if len(budgets) > 1:
-        plot_data(cfg, groups, budgets, arms_at_budgets, out / "wer_vs_data.png")
+        base_wer = base_summary["wer"] if base_summary else None
+        plot_data(cfg, groups, budgets, arms_at_budgets, out / "wer_vs_data.png", base_wer)
     if inspected:
         plot_weight_change(inspected, out / "weight_change.png")
 
@@ -162,7 +204,8 @@ def write_report(cfg: DictConfig, out: Path, results, budgets: dict, base_summar
         f"Same step budget ({cfg.steps} steps, dev WER every {cfg.val_every}), seeds {list(cfg.seeds)}, fine-tuning "
         f"config `{cfg.finetune_config}`, base `{cfg.base.nemo or cfg.base.pretrained}`. Full training set: "
         f"{full['utterances']} utterances, {full['hours'] * 60:.1f} minutes. Target dev WER for the speed "
-        f"columns: {cfg.target_wer}.",
+        f"columns: {cfg.target_wer}."
+        + (" WERs are means over the seeds, ± their sample standard deviation." if len(cfg.seeds) > 1 else ""),
         "",
     ]
     if base_summary:
@@ -183,8 +226,8 @@ def write_report(cfg: DictConfig, out: Path, results, budgets: dict, base_summar
         if not runs:
             continue
         lines.append(
-            f"| {arm} | {_fmt(_mean([r.test_wer for r in runs]))} | {_fmt(_mean([r.test_cer for r in runs]))} | "
-            f"{_fmt(_mean([r.best_dev_wer for r in runs]))} | {_fmt(steps_to_target(runs), 0)} | "
+            f"| {arm} | {_fmt_seeds([r.test_wer for r in runs])} | {_fmt_seeds([r.test_cer for r in runs])} | "
+            f"{_fmt_seeds([r.best_dev_wer for r in runs])} | {_fmt(steps_to_target(runs), 0)} | "
             f"{_fmt(_mean([r.seconds_to_target for r in runs]), 0)} | "
             f"{speedup(reference, runs) if reference else 'n/a'} |"
         )
@@ -194,7 +237,7 @@ def write_report(cfg: DictConfig, out: Path, results, budgets: dict, base_summar
         lines += ["## Data budgets (test WER)", "", header, "|---" * (len(arms_at_budgets) + 1) + "|"]
         for budget in sorted(budgets):
             info = budgets[budget]
-            cells = [_fmt(_mean([r.test_wer for r in groups.get((budget, arm), [])])) for arm in arms_at_budgets]
+            cells = [_fmt_seeds([r.test_wer for r in groups.get((budget, arm), [])]) for arm in arms_at_budgets]
             lines.append(
                 f"| {budget:.0%} ({info['utterances']} utt., {info['hours'] * 60:.1f} min) | "
                 + " | ".join(cells)
@@ -212,6 +255,9 @@ def write_report(cfg: DictConfig, out: Path, results, budgets: dict, base_summar
             lines.append(f"| {budget:.0%} | " + " | ".join(cells) + " |")
         lines += ["", "![WER against training data](wer_vs_data.png)", ""]
     sentences = comparison_sentences(cfg, groups, budgets)
+    if base_summary:
+        sentences.append(base_sentence(cfg, groups, budgets, list(cfg.arms), base_summary["wer"]))
+    sentences = [sentence for sentence in sentences if sentence]
     if sentences:
         lines += ["## Findings", "", *sentences, ""]
     if inspected:
