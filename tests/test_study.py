@@ -55,7 +55,11 @@ def test_tiny_study_writes_every_output_with_a_number_per_arm_and_budget(tmp_pat
     assert cells == {(0.5, "scratch"), (0.5, "transfer"), (1.0, "scratch"), (1.0, "transfer")}
     for row in rows:
         assert math.isfinite(float(row["test_wer"])) and math.isfinite(float(row["best_dev_wer"]))
+        assert math.isfinite(float(row["best_dev_cer"]))
         assert int(row["steps_to_target"]) == 2  # target 1.0 is reached at the first validation
+    with open(out / "curves.csv", encoding="utf-8") as handle:
+        curve_rows = list(csv.DictReader(handle))
+    assert len(curve_rows) == 2 * len(rows) and all(float(row["dev_cer"]) >= 0 for row in curve_rows)
     half = json.loads((out / "results.json").read_text())["budgets"]["p050"]
     assert 0 < half["utterances"] < sum(1 for _ in open(german["train"], encoding="utf-8"))
     results = (out / "RESULTS.md").read_text()

@@ -19,6 +19,7 @@ from asr_transfer.training.data import check_label_lengths, ctc_frames_needed
 from asr_transfer.training.finetune import guard_training_step, main, prepare_model
 from asr_transfer.training.freezing import encoder_blocks, freeze_lower_blocks, reinit_top_blocks
 from asr_transfer.training.models import BaseModelUnavailable, build_model, restore_pretrained, swap_vocabulary
+from asr_transfer.training.report import read_points
 from tests.conftest import CONF, ENGLISH, char_vocab
 
 
@@ -217,6 +218,7 @@ def test_finetune_run_resumes_and_records(tmp_path, german, tiny_base):
     assert (log_dir / "finetune_config.yaml").exists() and (log_dir / "command.txt").exists()
     rows = (log_dir / "curves" / "metrics.csv").read_text().splitlines()
     assert rows[0].startswith("step,") and [r.split(",")[0] for r in rows[1:]] == ["2", "4"]
+    assert all(float(point["dev_cer"]) >= 0 for point in read_points(log_dir)), "dev CER at every validation"
     report = json.loads((log_dir / "model_report.json").read_text())
     assert 0 < report["trainable_fraction"] < 1
     assert json.loads((log_dir / "throughput.json").read_text())["utterances_per_second"] > 0
@@ -286,3 +288,27 @@ def test_ddp_two_cpu_processes_with_gloo(tmp_path, german, tiny_base):
     assert result.returncode == 0, result.stderr[-3000:]
     assert "gloo" in (result.stdout + result.stderr).lower()
     assert list((tmp_path / "exp").rglob("*.nemo"))
+
+
+def test_dev_cer_callback_matches_offline_evaluation(tmp_path, german):
+    """val_cer logged during validation equals jiwer's CER of the same model transcribing dev offline."""
+    import lightning.pytorch as pl
+
+    from asr_transfer.training.callbacks import DevCER
+    from asr_transfer.training.data import dataset_config
+    from asr_transfer.training.evaluate import evaluate
+
+    shipped_base = CONF.parent / "en_base" / "model" / "en_tiny_quartznet_char.nemo"
+    cfg = run_cfg("tiny_quartznet_char.yaml", tmp_path, german, f"init.nemo={shipped_base}")
+    model, _ = prepare_model(cfg)  # English base, German characters, shared letters kept: real hypotheses
+    model.setup_validation_data(dataset_config(model, german["dev"], cfg.data, train=False))
+    trainer = pl.Trainer(
+        accelerator="cpu", devices=1, logger=False, enable_checkpointing=False, enable_progress_bar=False,
+        callbacks=[DevCER()],
+    )  # fmt: skip
+    trainer.validate(model)
+    logged = float(trainer.callback_metrics["val_cer"])
+    offline = evaluate("in-memory", german["dev"], model=model)
+    assert 0.05 < offline["cer"] < 1.0, "the hypotheses must be neither empty nor perfect for this to test anything"
+    print(f"val_cer {logged:.4f}, offline CER {offline['cer']:.4f}")
+    assert logged == pytest.approx(offline["cer"], abs=0.002)

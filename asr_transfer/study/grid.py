@@ -6,7 +6,7 @@ initialize plus ``asr-transfer finetune`` overrides), the data budgets (fraction
 hours) and which arms run at every budget, the seeds, the step budget and a target dev WER.
 Out, in the study folder: ``data/`` and ``tokenizers/``, ``budgets/train_pNNN.json``,
 ``runs/pNNN/<arm>/sS/`` (one fine-tuning run each, with ``study_result.json`` once evaluated),
-``results.csv`` (one row per run), ``curves.csv`` (dev WER at every validation), ``results.json``,
+``results.csv`` (one row per run), ``curves.csv`` (dev WER and CER at every validation), ``results.json``,
 ``inspect/<arm>.{csv,png}`` (per-layer weight change of each transfer arm against the base),
 ``RESULTS.md`` and the plots (``wer_vs_steps.png``, ``wer_vs_data.png``, ``weight_change.png``).
 
@@ -79,6 +79,7 @@ class RunResult:
     train_seconds: float | None
     model: str
     curve: list[dict] = field(default_factory=list)
+    best_dev_cer: float | None = None  # last: run records written before dev CER was logged still load
 
 
 def load_study_config(path: str, overrides: list[str] | None = None) -> DictConfig:
@@ -284,6 +285,7 @@ def evaluate_run(cfg: DictConfig, out: Path, paths: dict, budget: dict, key: tup
         train_seconds=curve[-1]["seconds"] if curve else None,
         model=str(model),
         curve=curve,
+        best_dev_cer=min((point["dev_cer"] for point in curve if point.get("dev_cer") is not None), default=None),
     )
 
 
@@ -326,11 +328,12 @@ def write_tables(out: Path, results: list[RunResult]) -> None:
             writer.writerow(asdict(result))
     with atomic_open(out / "curves.csv") as handle:
         writer = csv.writer(handle, lineterminator="\n")
-        writer.writerow(["budget", "arm", "seed", "step", "seconds", "dev_wer"])
+        writer.writerow(["budget", "arm", "seed", "step", "seconds", "dev_wer", "dev_cer"])
         for result in results:
             for point in result.curve:
                 writer.writerow(
                     [result.budget, result.arm, result.seed, point["step"], point["seconds"], point["dev_wer"]]
+                    + [point.get("dev_cer", "")]
                 )
 
 

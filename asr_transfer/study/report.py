@@ -2,7 +2,7 @@
 
 In: the study config, its run results (``grid.RunResult``), the data budgets, the base's WER on the
 target before training and the weight introspection. Out, in the study folder: ``RESULTS.md``,
-``wer_vs_steps.png`` (dev WER against steps per arm at the full budget, the target dashed),
+``wer_vs_steps.png`` (dev WER and CER against steps per arm at the full budget, the target dashed),
 ``wer_vs_data.png`` (final test WER against training hours per budget arm) and ``weight_change.png``
 (mean relative weight change per encoder block for each transfer arm). Every number comes from the run.
 """
@@ -44,12 +44,13 @@ def grouped(results) -> dict[tuple[float, str], list]:
     return groups
 
 
-def mean_curve(runs) -> tuple[list[int], list[float], list[tuple[float, float]]]:
-    """Dev WER per step, mean over seeds and (lowest, highest) seed, at steps every seed validated."""
+def mean_curve(runs, metric: str = "dev_wer") -> tuple[list[int], list[float], list[tuple[float, float]]]:
+    """A dev metric per step, mean over seeds and (lowest, highest) seed, at steps every seed validated."""
     by_step = defaultdict(list)
     for run in runs:
         for point in run.curve:
-            by_step[point["step"]].append(point["dev_wer"])
+            if point.get(metric) is not None:
+                by_step[point["step"]].append(point[metric])
     steps = sorted(step for step, values in by_step.items() if len(values) == len(runs))
     return steps, [statistics.fmean(by_step[s]) for s in steps], [(min(by_step[s]), max(by_step[s])) for s in steps]
 
@@ -70,23 +71,33 @@ def speedup(reference_runs, runs) -> str:
 
 
 def plot_steps(cfg: DictConfig, groups, out_png: Path) -> None:
-    with saved_figure(str(out_png), figsize=(7.5, 4.5)) as (_, axes):
-        for arm in cfg.arms:
-            runs = groups.get((FULL_BUDGET, arm))
-            if runs:
-                steps, wers, spread = mean_curve(runs)
-                (line,) = axes.plot(steps, wers, marker="o", markersize=3, label=arm)
-                if len(runs) > 1:
+    """Dev WER and, where the runs logged it, dev CER against steps, one line per arm."""
+    full = {arm: groups[(FULL_BUDGET, arm)] for arm in cfg.arms if (FULL_BUDGET, arm) in groups}
+    metrics = ["dev_wer"]
+    if any(point.get("dev_cer") is not None for runs in full.values() for run in runs for point in run.curve):
+        metrics.append("dev_cer")
+    with saved_figure(str(out_png), figsize=(6.5 * len(metrics), 4.5), ncols=len(metrics), squeeze=False) as (
+        figure,
+        axes_row,
+    ):
+        for axes, metric in zip(axes_row[0], metrics, strict=True):
+            for arm, runs in full.items():
+                steps, values, spread = mean_curve(runs, metric)
+                (line,) = axes.plot(steps, values, marker="o", markersize=3, label=arm)
+                if len(runs) > 1 and steps:
                     lows, highs = zip(*spread, strict=True)
                     axes.fill_between(steps, lows, highs, color=line.get_color(), alpha=0.15, linewidth=0)
-        axes.axhline(float(cfg.target_wer), color="grey", linestyle="--", linewidth=1, label=f"target {cfg.target_wer}")
-        axes.set_xlabel("training step")
-        axes.set_ylabel("dev WER")
-        axes.set_ylim(bottom=0)
-        axes.grid(alpha=0.3)
+            if metric == "dev_wer":
+                axes.axhline(
+                    float(cfg.target_wer), color="grey", linestyle="--", linewidth=1, label=f"target {cfg.target_wer}"
+                )
+            axes.set_xlabel("training step")
+            axes.set_ylabel(metric.replace("_", " ").replace("wer", "WER").replace("cer", "CER"))
+            axes.set_ylim(bottom=0)
+            axes.grid(alpha=0.3)
+            axes.legend(fontsize=8)
         seeds = f", mean of {len(cfg.seeds)} seeds (band: lowest to highest)" if len(cfg.seeds) > 1 else ""
-        axes.set_title(f"{cfg.name}: dev WER against steps, full training set{seeds}", fontsize=10)
-        axes.legend(fontsize=8)
+        figure.suptitle(f"{cfg.name}: dev error against steps, full training set{seeds}", fontsize=10)
 
 
 def plot_data(cfg: DictConfig, groups, budgets: dict, arms: list[str], out_png: Path, base_wer=None) -> None:
@@ -217,9 +228,9 @@ def write_report(cfg: DictConfig, out: Path, results, budgets: dict, base_summar
     lines += [
         "## Arms on the full training set",
         "",
-        f"| arm | test WER | test CER | best dev WER | steps to dev WER {cfg.target_wer} | seconds to it | "
-        f"speed-up vs {cfg.reference_arm} |",
-        "|---|---|---|---|---|---|---|",
+        f"| arm | test WER | test CER | best dev WER | best dev CER | steps to dev WER {cfg.target_wer} | "
+        f"seconds to it | speed-up vs {cfg.reference_arm} |",
+        "|---|---|---|---|---|---|---|---|",
     ]
     for arm in cfg.arms:
         runs = groups.get((FULL_BUDGET, arm))
@@ -227,11 +238,12 @@ def write_report(cfg: DictConfig, out: Path, results, budgets: dict, base_summar
             continue
         lines.append(
             f"| {arm} | {_fmt_seeds([r.test_wer for r in runs])} | {_fmt_seeds([r.test_cer for r in runs])} | "
-            f"{_fmt_seeds([r.best_dev_wer for r in runs])} | {_fmt(steps_to_target(runs), 0)} | "
+            f"{_fmt_seeds([r.best_dev_wer for r in runs])} | {_fmt_seeds([r.best_dev_cer for r in runs])} | "
+            f"{_fmt(steps_to_target(runs), 0)} | "
             f"{_fmt(_mean([r.seconds_to_target for r in runs]), 0)} | "
             f"{speedup(reference, runs) if reference else 'n/a'} |"
         )
-    lines += ["", "![dev WER against steps](wer_vs_steps.png)", ""]
+    lines += ["", "![dev WER and CER against steps](wer_vs_steps.png)", ""]
     if len(budgets) > 1:
         header = "| training data | " + " | ".join(arms_at_budgets) + " |"
         lines += ["## Data budgets (test WER)", "", header, "|---" * (len(arms_at_budgets) + 1) + "|"]
@@ -268,7 +280,8 @@ def write_report(cfg: DictConfig, out: Path, results, budgets: dict, base_summar
         first = next(iter(inspected))
         lines += ["", f"![{first}: weight change per layer](inspect/{first}.png)", ""]
     lines += [
-        "Raw numbers: `results.csv` (one row per run), `curves.csv` (dev WER at every validation), `results.json`.",
+        "Raw numbers: `results.csv` (one row per run), `curves.csv` (dev WER and CER at every validation), "
+        "`results.json`.",
         "",
     ]
     with atomic_open(out / "RESULTS.md") as handle:

@@ -1,7 +1,7 @@
-"""Lightning callbacks of a fine-tuning run: the dev-WER curve, throughput, and skipped batches.
+"""Lightning callbacks of a fine-tuning run: dev WER and CER curves, throughput, and skipped batches.
 
-Out, in the run folder: ``curves/metrics.csv`` (step, seconds, val_wer, val_loss, train_loss at every
-validation; in a folder because NeMo's exp_manager moves a resumed run's loose files to ``run_N/``)
+Out, in the run folder: ``curves/metrics.csv`` (step, seconds, val_wer, val_loss, train_loss, val_cer at
+every validation; in a folder because NeMo's exp_manager moves a resumed run's loose files to ``run_N/``)
 and ``throughput.json`` (utterances and audio seconds per second of training, peak GPU memory,
 batches skipped for a non-finite loss).
 """
@@ -50,15 +50,69 @@ class MetricsCSV(Callback):
         new_file = not os.path.exists(self.path)
         with open(self.path, "a", encoding="utf-8") as handle:
             if new_file:
-                handle.write("step,seconds,val_wer,val_loss,train_loss\n")
+                # val_cer last: curves written before it existed still read by column name.
+                handle.write("step,seconds,val_wer,val_loss,train_loss,val_cer\n")
             values = [
                 trainer.global_step,
                 round(time.time() - self.started, 2),
                 _number(metrics.get("val_wer")),
                 _number(metrics.get("val_loss")),
                 self.last_train_loss,
+                _number(metrics.get("val_cer")),
             ]
             handle.write(",".join("" if value is None else f"{value:.6g}" for value in values) + "\n")
+
+
+class DevCER(Callback):
+    """Logs ``val_cer`` beside NeMo's ``val_wer``: the character error rate of greedy CTC decoding on dev.
+
+    NeMo's CTC models compute WER only. CER is what a Han-script target is judged on, and it moves
+    before WER does early in training. The encoder and decoder outputs of each validation batch are
+    caught with forward hooks, so the model is not run twice.
+    """
+
+    def __init__(self):
+        self._hooks: list = []
+        self._outputs: dict = {}
+        self._references: list[str] = []
+        self._hypotheses: list[str] = []
+
+    def _keep(self, name: str):
+        def hook(module, inputs, output):
+            self._outputs[name] = output
+
+        return hook
+
+    def on_validation_epoch_start(self, trainer, pl_module) -> None:
+        self._references, self._hypotheses = [], []
+        self._hooks = [
+            pl_module.encoder.register_forward_hook(self._keep("encoder")),
+            pl_module.decoder.register_forward_hook(self._keep("log_probs")),
+        ]
+
+    def on_validation_batch_end(self, trainer, pl_module, outputs, batch, batch_idx, dataloader_idx=0) -> None:
+        if dataloader_idx != 0 or "log_probs" not in self._outputs:
+            return
+        decoding = pl_module.wer.decoding
+        _, encoded_lengths = self._outputs["encoder"]
+        hypotheses = decoding.ctc_decoder_predictions_tensor(
+            decoder_outputs=self._outputs.pop("log_probs"), decoder_lengths=encoded_lengths
+        )
+        transcripts, transcript_lengths = batch[2].cpu(), batch[3].cpu()
+        for hypothesis, ids, length in zip(hypotheses, transcripts, transcript_lengths, strict=True):
+            reference = decoding.decode_ids_to_str(ids[: int(length)].tolist())
+            if reference:
+                self._references.append(reference)
+                self._hypotheses.append(hypothesis.text)
+
+    def on_validation_epoch_end(self, trainer, pl_module) -> None:
+        import jiwer
+
+        for hook in self._hooks:
+            hook.remove()
+        self._hooks, self._outputs = [], {}
+        if self._references:
+            pl_module.log("val_cer", float(jiwer.cer(self._references, self._hypotheses)), sync_dist=True)
 
 
 class Throughput(Callback):

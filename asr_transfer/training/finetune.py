@@ -101,7 +101,7 @@ def main(cfg: DictConfig, argv: list[str] | None = None) -> Path:
     """Run a fine-tuning job; returns the run folder."""
     from nemo.utils.exp_manager import exp_manager
 
-    from asr_transfer.training.callbacks import MetricsCSV, Throughput
+    from asr_transfer.training.callbacks import DevCER, MetricsCSV, Throughput
     from asr_transfer.training.data import check_label_lengths, dataset_config
 
     cfg = resolve_trainer(cfg)
@@ -135,6 +135,7 @@ def main(cfg: DictConfig, argv: list[str] | None = None) -> Path:
     trainer.callbacks.extend(
         [
             freeze_schedule,
+            DevCER(),
             MetricsCSV(log_dir),
             Throughput(str(log_dir / "throughput.json"), int(model.cfg.get("sample_rate", 16000))),
         ]

@@ -21,7 +21,8 @@ from asr_transfer.training.callbacks import metrics_path
 
 
 def read_points(run_dir: str | os.PathLike) -> list[dict]:
-    """The validations of a run: ``{step, seconds, dev_wer}`` each, in order."""
+    """The validations of a run: ``{step, seconds, dev_wer, dev_cer}`` each, in order (dev_cer None in
+    curves written before it was logged)."""
     points = []
     with open(metrics_path(run_dir), encoding="utf-8") as handle:
         for row in csv.DictReader(handle):
@@ -31,6 +32,7 @@ def read_points(run_dir: str | os.PathLike) -> list[dict]:
                         "step": int(float(row["step"])),
                         "seconds": float(row["seconds"]),
                         "dev_wer": float(row["val_wer"]),
+                        "dev_cer": float(row["val_cer"]) if row.get("val_cer") else None,
                     }
                 )
     return points
