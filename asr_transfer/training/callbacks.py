@@ -91,9 +91,13 @@ class DevCER(Callback):
         ]
 
     def on_validation_batch_end(self, trainer, pl_module, outputs, batch, batch_idx, dataloader_idx=0) -> None:
-        if dataloader_idx != 0 or "log_probs" not in self._outputs:
-            return
-        decoding = pl_module.wer.decoding
+        decoding = getattr(getattr(pl_module, "wer", None), "decoding", None)
+        if (
+            dataloader_idx != 0
+            or "log_probs" not in self._outputs
+            or not hasattr(decoding, "ctc_decoder_predictions_tensor")
+        ):
+            return  # a second dev set, or a model without CTC decoding: no CER rather than a crash
         _, encoded_lengths = self._outputs["encoder"]
         hypotheses = decoding.ctc_decoder_predictions_tensor(
             decoder_outputs=self._outputs.pop("log_probs"), decoder_lengths=encoded_lengths
