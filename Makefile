@@ -2,13 +2,18 @@
 VENV ?= .venv
 PY := $(VENV)/bin/python
 
-.PHONY: setup test demo lint bench clean
+.PHONY: setup test test-fast demo lint bench clean
 
 setup:
 	@bash tools/setup_env.sh
 
+# Everything, as CI runs it, with the 15 slowest tests listed.
 test: setup
-	$(PY) -m pytest -q
+	$(PY) -m pytest -q --durations=15
+
+# Daily work: the tests not marked slow (recipes, study, DDP and full-size architectures are).
+test-fast: setup
+	$(PY) -m pytest -q -m "not slow"
 
 demo: setup
 	bash recipes/demo/run.sh

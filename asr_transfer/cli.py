@@ -1,8 +1,13 @@
-"""The ``asr-transfer`` console script: one sub-command per tool, each a module with ``main(argv)``.
+"""The ``asr-transfer`` console script: one sub-command per tool, each a module with ``main(argv) -> int``.
 
 In: ``asr-transfer <command> [arguments]``. Out: whatever the command's module does; its exit status.
-Modules are imported only when their command runs (``module:function`` names another entry point),
-so ``--help`` stays fast.
+A problem the user can fix (:class:`asr_transfer.errors.UserError`) is reported here, and only here, as
+one ``error: <what is wrong>; <what to do>`` line with exit status 2; any other exception is a bug and
+keeps its traceback. Modules are imported only when their command runs, so ``--help`` stays fast.
+
+Naming rule: a command module's ``main(argv)`` parses arguments and returns the exit status; the work
+itself is a Python function named for what it does (``finetune(cfg)``, ``run_study(cfg)``,
+``evaluate(...)``), which raises instead of printing errors.
 """
 
 from __future__ import annotations
@@ -16,12 +21,14 @@ COMMANDS = {
     "manifest": ("asr_transfer.manifests.tools", "manifest stats | validate | merge | subset"),
     "train-tokenizer": ("asr_transfer.tokenizers.train", "manifests -> char vocabulary or SentencePiece folder"),
     "synth-cv": ("asr_transfer.synth.synth_cv", "synthetic Common Voice release spoken by espeak-ng"),
-    "finetune": ("asr_transfer.training.finetune:cli", "restore a base, swap its vocabulary, fine-tune, save .nemo"),
-    "evaluate": ("asr_transfer.training.evaluate", "WER/CER of a .nemo model on a manifest"),
-    "transcribe": ("asr_transfer.training.transcribe", "transcripts of audio files or a manifest"),
-    "export": ("asr_transfer.training.export", "a run's best model as a stand-alone .nemo"),
-    "inspect": ("asr_transfer.training.introspect", "per-layer weight change between a base and a tuned model"),
-    "study": ("asr_transfer.study.grid:cli", "transfer study: arms x data budgets, curves, plots, RESULTS.md"),
+    "finetune": ("asr_transfer.training.finetune", "restore a base, swap its vocabulary, fine-tune, save .nemo"),
+    "evaluate": ("asr_transfer.inference.evaluate", "WER/CER of a .nemo model on a manifest"),
+    "transcribe": ("asr_transfer.inference.transcribe", "transcripts of audio files or a manifest"),
+    "export": ("asr_transfer.inference.export", "a run's best model as a stand-alone .nemo"),
+    "inspect": ("asr_transfer.analysis.introspect", "per-layer weight change between a base and a tuned model"),
+    "study": ("asr_transfer.study.grid", "transfer study: arms x data budgets, curves, plots, RESULTS.md"),
+    "report": ("asr_transfer.analysis.report", "RESULTS.md and dev-curve plots of the demo and domain recipes"),
+    "provenance": ("asr_transfer.analysis.provenance", "provenance JSON (sha256, config, dev WER) beside a .nemo"),
 }
 
 
@@ -46,9 +53,13 @@ def main(argv: list[str] | None = None) -> int:
     if command is None:
         print(f"error: unknown command {argv[0]!r}\n\n{usage()}", file=sys.stderr)
         return 2
-    module_name, _, function = command[0].partition(":")
-    module = importlib.import_module(module_name)
-    return getattr(module, function or "main")(argv[1:]) or 0
+    from asr_transfer.errors import USER_ERROR_EXIT, UserError
+
+    try:
+        return importlib.import_module(command[0]).main(argv[1:]) or 0
+    except UserError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return USER_ERROR_EXIT
 
 
 if __name__ == "__main__":

@@ -13,6 +13,8 @@ import os
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
+from asr_transfer.errors import ManifestError
+
 TMP_MARK = ".tmp-"
 
 
@@ -62,16 +64,33 @@ def write_manifest(path: str | os.PathLike, entries: Iterable[dict]) -> int:
     return count
 
 
-def read_manifest(path: str | os.PathLike) -> Iterator[dict]:
-    """Yield the entries of a NeMo JSON-lines manifest; a broken line raises with its line number."""
+def parse_manifest_line(line: str, where: str, fields: tuple[str, ...] = ()) -> dict:
+    """One manifest line as a dict; a line that is not a JSON object, or lacks one of ``fields``, raises
+    :class:`ManifestError` naming ``where`` (``path:line``)."""
+    try:
+        entry = json.loads(line)
+    except json.JSONDecodeError as error:
+        raise ManifestError(f"{where}: not a JSON manifest line ({error.msg}); fix or remove the line") from None
+    if not isinstance(entry, dict):
+        raise ManifestError(f"{where}: a manifest line must be a JSON object, not {type(entry).__name__}; fix the line")
+    missing = [name for name in fields if name not in entry]
+    if missing:
+        raise ManifestError(
+            f"{where}: missing field {', '.join(missing)}; every line needs {', '.join(fields)} "
+            f"(`asr-transfer manifest validate` lists every problem)"
+        )
+    return entry
+
+
+def read_manifest(path: str | os.PathLike, fields: tuple[str, ...] = ()) -> Iterator[dict]:
+    """Yield the entries of a NeMo JSON-lines manifest. A missing file, a broken line or a line without
+    one of ``fields`` raises :class:`ManifestError` with the line number."""
+    if not os.path.isfile(path):
+        raise ManifestError(f"manifest {path} does not exist; check the path")
     with open(path, encoding="utf-8") as handle:
         for number, line in enumerate(handle, start=1):
-            if not line.strip():
-                continue
-            try:
-                yield json.loads(line)
-            except json.JSONDecodeError as error:
-                raise ValueError(f"{path}:{number}: not a JSON manifest line ({error.msg})") from None
+            if line.strip():
+                yield parse_manifest_line(line, f"{path}:{number}", fields)
 
 
 def remove_stale_temporaries(directory: str | os.PathLike) -> int:

@@ -13,6 +13,7 @@ from asr_transfer.manifests.prepare_cv import prepare_common_voice
 from asr_transfer.synth.synth_cv import synth_cv
 from asr_transfer.tokenizers.train import train_tokenizer
 from asr_transfer.training.config import load_config
+from asr_transfer.training.finetune import scratch_model_config
 from asr_transfer.training.models import build_model
 
 REPO = Path(__file__).resolve().parent.parent
@@ -67,7 +68,7 @@ def tiny_base(tmp_path_factory) -> str:
     """A tiny English character model with random weights, saved as .nemo (stands in for a base)."""
     tmp = tmp_path_factory.mktemp("base")
     cfg = load_config(str(CONF / "tiny_quartznet_char.yaml"), ["vocab.dir=unused"])
-    model = build_model(cfg.model, char_vocab(tmp, ENGLISH))
+    model = build_model(scratch_model_config(cfg), char_vocab(tmp, ENGLISH))
     path = tmp / "tiny_en.nemo"
     model.save_to(str(path))
     return str(path)

@@ -15,9 +15,9 @@ from pathlib import Path
 import pytest
 import soundfile
 
+from asr_transfer.cli import main as cli_main
 from asr_transfer.manifests.common_voice import HEADERS, NotCommonVoice, read_clip_tsv
 from asr_transfer.manifests.pipeline import manifest_path
-from asr_transfer.manifests.prepare_cv import main as prepare_main
 from asr_transfer.manifests.prepare_cv import prepare_common_voice
 from asr_transfer.synth.synth_cv import synth_cv
 from tests.conftest import quiet_options, read_lines
@@ -188,6 +188,9 @@ def test_rerun_after_kill_resumes_to_the_same_result(tmp_path, faulty_de_corpus,
 
 
 def test_clear_errors(tmp_path, capsys):
+    def prepare_main(argv):
+        return cli_main(["prepare-cv", *argv])
+
     assert prepare_main([str(tmp_path / "nope"), str(tmp_path / "out"), "--lang", "de"]) == 2
     assert "does not exist" in capsys.readouterr().err
     (tmp_path / "empty").mkdir()

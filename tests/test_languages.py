@@ -2,6 +2,7 @@
 
 import pytest
 
+from asr_transfer.errors import UserError
 from asr_transfer.languages import UnknownLanguage, available_languages, load_language
 from asr_transfer.synth.grammar import vocabulary
 
@@ -37,7 +38,7 @@ def test_unknown_language_names_the_file_to_add():
 
 
 def test_unknown_text_option_is_refused():
-    with pytest.raises(ValueError, match="has no text option 'nope'.*fold_yo"):
+    with pytest.raises(UserError, match="has no text option 'nope'.*fold_yo"):
         load_language("ru").with_options(["nope"])
 
 

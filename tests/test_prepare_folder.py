@@ -7,6 +7,7 @@ import csv
 import numpy as np
 import soundfile
 
+from asr_transfer.cli import main as cli_main
 from asr_transfer.fileio import write_manifest
 from asr_transfer.manifests.prepare_folder import main, prepare_folder
 from asr_transfer.synth.espeak import engine
@@ -81,8 +82,8 @@ def test_existing_manifest_is_revalidated_in_place(tmp_path):
 
 
 def test_bad_source_is_a_clear_error(tmp_path, capsys):
-    assert main([str(tmp_path / "nothing"), str(tmp_path / "out"), "--lang", "en"]) == 2
+    assert cli_main(["prepare-folder", str(tmp_path / "nothing"), str(tmp_path / "out"), "--lang", "en"]) == 2
     assert "does not exist" in capsys.readouterr().err
     (tmp_path / "t.csv").write_text("a,b\n1,2\n")
-    assert main([str(tmp_path / "t.csv"), str(tmp_path / "out"), "--lang", "en"]) == 2
+    assert cli_main(["prepare-folder", str(tmp_path / "t.csv"), str(tmp_path / "out"), "--lang", "en"]) == 2
     assert "no path column" in capsys.readouterr().err

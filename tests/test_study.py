@@ -12,9 +12,11 @@ import torch
 from conftest import CONF, REPO, char_vocab
 from omegaconf import OmegaConf
 
+from asr_transfer.analysis import introspect
 from asr_transfer.study import grid
-from asr_transfer.training import introspect
+from asr_transfer.study.config import StudyConfig, load_study_config
 from asr_transfer.training.config import ConfigError, load_config
+from asr_transfer.training.finetune import scratch_model_config
 from asr_transfer.training.models import build_model
 
 SHIPPED_BASE = REPO / "recipes" / "en_base" / "model" / "en_tiny_quartznet_char.nemo"
@@ -42,9 +44,10 @@ def tiny_study(tmp_path: Path, german: dict) -> Path:
     return path
 
 
+@pytest.mark.slow
 def test_tiny_study_writes_every_output_with_a_number_per_arm_and_budget(tmp_path, german):
     config = tiny_study(tmp_path, german)
-    assert grid.cli(["--config", str(config)]) == 0
+    assert grid.main(["--config", str(config)]) == 0
     out = tmp_path / "study"
     for name in ("RESULTS.md", "results.csv", "curves.csv", "results.json", "wer_vs_steps.png", "wer_vs_data.png"):
         assert (out / name).stat().st_size > 0, name
@@ -69,7 +72,7 @@ def test_tiny_study_writes_every_output_with_a_number_per_arm_and_budget(tmp_pat
     # A rerun skips every finished run.
     runs = sorted(out.glob("runs/*/*/s0/study_result.json"))
     stamps = [path.stat().st_mtime_ns for path in runs]
-    assert grid.cli(["--config", str(config)]) == 0
+    assert grid.main(["--config", str(config)]) == 0
     assert [path.stat().st_mtime_ns for path in runs] == stamps
 
 
@@ -77,16 +80,35 @@ def test_study_config_errors_say_what_to_fix(tmp_path):
     path = tmp_path / "bad.yaml"
     path.write_text("name: bad\narms: {transfer: {init: base}}\ndata: {synth: {clips: 10}}\n", encoding="utf-8")
     with pytest.raises(ConfigError, match="base.nemo or base.pretrained"):
-        grid.load_study_config(str(path))
+        load_study_config(str(path))
     path.write_text("name: bad\narms: {scratch: {init: scratch}}\n", encoding="utf-8")
     with pytest.raises(ConfigError, match="data.synth"):
-        grid.load_study_config(str(path))
+        load_study_config(str(path))
+    # The schema names an unknown key and a value of the wrong type.
+    path.write_text("name: bad\nstepz: 3\n", encoding="utf-8")
+    with pytest.raises(ConfigError, match="stepz"):
+        load_study_config(str(path))
+    path.write_text("name: bad\nsteps: many\n", encoding="utf-8")
+    with pytest.raises(ConfigError, match="steps"):
+        load_study_config(str(path))
+
+
+def test_study_config_paths_are_relative_to_the_file(tmp_path):
+    """recipes/study/run.sh works from any directory: input paths in a study file are the file's."""
+    cfg = load_study_config(str(REPO / "recipes" / "study" / "conf" / "de_synthetic.yaml"))
+    assert Path(cfg.finetune_config) == CONF / "tiny_quartznet_char.yaml" and Path(cfg.base.nemo) == SHIPPED_BASE
+    assert cfg.out_dir == "exp/study/de_synthetic"
 
 
 def test_grid_runs_every_arm_at_full_budget_and_budget_arms_at_the_others():
     cfg = OmegaConf.merge(
-        OmegaConf.create(grid.DEFAULTS),
-        {"budgets": [0.25, 1.0], "budget_arms": ["scratch"], "seeds": [0, 1], "arms": {"freeze_2": {"init": "base"}}},
+        OmegaConf.structured(StudyConfig),
+        {
+            "budgets": [0.25, 1.0],
+            "budget_arms": ["scratch"],
+            "seeds": [0, 1],
+            "arms": {"scratch": {"init": "scratch"}, "transfer": {}, "freeze_2": {"init": "base"}},
+        },
     )
     runs = grid.grid(cfg)
     assert (0.25, "scratch", 1) in runs and (0.25, "transfer", 0) not in runs
@@ -107,8 +129,8 @@ def test_report_gives_mean_and_spread_over_seeds(tmp_path):
     from asr_transfer.study.report import write_report
 
     cfg = OmegaConf.merge(
-        OmegaConf.create(grid.DEFAULTS),
-        {"name": "seeds", "seeds": [0, 1], "budgets": [0.5, 1.0], "target_wer": 0.9,
+        OmegaConf.structured(StudyConfig),
+        {"name": "seeds", "seeds": [0, 1], "finetune_config": "tiny.yaml", "budgets": [0.5, 1.0], "target_wer": 0.9,
          "arms": {"scratch": {"init": "scratch"}, "transfer": {"init": "base"}}},
     )  # fmt: skip
     wers = {("scratch", 0): 0.8, ("scratch", 1): 0.9, ("transfer", 0): 0.4, ("transfer", 1): 0.6}
@@ -128,7 +150,7 @@ def test_report_gives_mean_and_spread_over_seeds(tmp_path):
 def _tiny_model(tmp_path, labels):
     cfg = load_config(str(CONF / "tiny_quartznet_char.yaml"), ["vocab.dir=unused"])
     torch.manual_seed(0)
-    return build_model(cfg.model, char_vocab(tmp_path, labels, name="v" + str(len(labels))))
+    return build_model(scratch_model_config(cfg), char_vocab(tmp_path, labels, name="v" + str(len(labels))))
 
 
 def test_inspect_finds_the_one_changed_layer(tmp_path):

@@ -7,8 +7,9 @@ import hashlib
 import pytest
 import torch
 
+from asr_transfer.cli import main as cli_main
 from asr_transfer.fileio import write_manifest
-from asr_transfer.tokenizers.train import TokenizerError, main, read_labels, train_tokenizer
+from asr_transfer.tokenizers.train import TokenizerError, read_labels, train_tokenizer
 from tests.conftest import read_lines
 from tests.nemo_models import tiny_bpe_model, tiny_char_model
 
@@ -61,7 +62,8 @@ def test_sentencepiece_folder_is_deterministic(tmp_path, manifests, kind):
 
 
 def test_too_large_vocabulary_names_the_largest(tmp_path, manifests, capsys):
-    code = main([str(tmp_path), "--manifest", manifests[0], "--lang", "de", "--kind", "bpe", "--vocab-size", "5000"])
+    argv = [str(tmp_path), "--manifest", manifests[0], "--lang", "de", "--kind", "bpe", "--vocab-size", "5000"]
+    code = cli_main(["train-tokenizer", *argv])
     assert code == 2
     message = capsys.readouterr().err
     assert "the largest vocabulary it can build is" in message

@@ -15,6 +15,8 @@ from pathlib import Path
 
 import yaml
 
+from asr_transfer.errors import UserError
+
 LANGUAGE_DIR = Path(__file__).parent
 
 # CJK Unified Ideographs with extensions A-H and the compatibility blocks.
@@ -31,7 +33,7 @@ REJECT_DIGITS = "digits"
 REJECT_FOREIGN = "foreign_char"
 
 
-class UnknownLanguage(ValueError):
+class UnknownLanguage(UserError):
     pass
 
 
@@ -69,7 +71,7 @@ class Language:
         unknown = [name for name in options if name not in self.optional_maps]
         if unknown:
             known = ", ".join(sorted(self.optional_maps)) or "none"
-            raise ValueError(f"language {self.code} has no text option {unknown[0]!r} (it has: {known})")
+            raise UserError(f"language {self.code} has no text option {unknown[0]!r}; use one of: {known}")
         clone = Language(**{**self.__dict__, "enabled_options": tuple(options)})
         return clone
 
@@ -146,7 +148,7 @@ def _load_raw(code: str) -> dict:
         )
     with open(path, encoding="utf-8") as handle:
         raw = yaml.safe_load(handle)
-    parent = raw.pop("inherits", None)
+    parent = raw.pop("inherit", None)
     if parent:
         merged = _load_raw(parent)
         merged.pop("cases", None)

@@ -13,6 +13,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+from asr_transfer.errors import InputError
 from asr_transfer.fileio import atomic_path
 
 RELEASED_SPLITS = ("train", "dev", "test")
@@ -35,7 +36,7 @@ def header_for_version(version: float) -> list[str]:
     return HEADERS[major].split()
 
 
-class NotCommonVoice(ValueError):
+class NotCommonVoice(InputError):
     pass
 
 
@@ -118,7 +119,7 @@ def find_locale_dir(root: str | os.PathLike, lang: str | None = None) -> Path:
     """The folder holding ``clips/`` and the split TSVs, searched up to two levels below ``root``."""
     root = Path(root)
     if not root.exists():
-        raise FileNotFoundError(f"{root} does not exist: give the extracted Common Voice folder or its .tar.gz")
+        raise InputError(f"{root} does not exist; give the extracted Common Voice folder or its .tar.gz")
     if is_locale_dir(root):
         return root
     candidates = [path for path in sorted(root.glob("*")) + sorted(root.glob("*/*")) if is_locale_dir(path)]

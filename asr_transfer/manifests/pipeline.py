@@ -19,6 +19,7 @@ from pathlib import Path
 
 from tqdm import tqdm
 
+from asr_transfer.errors import UserError
 from asr_transfer.fileio import atomic_open, manifest_line, remove_stale_temporaries, write_json
 from asr_transfer.languages import Language
 from asr_transfer.manifests.audio import AUDIO_FORMATS, ClipResult, convert_clip, measure_clip
@@ -62,9 +63,9 @@ class BuildOptions:
 
     def __post_init__(self) -> None:
         if self.audio_format not in AUDIO_FORMATS:
-            raise ValueError(f"--audio-format must be one of {', '.join(AUDIO_FORMATS)}")
+            raise UserError(f"--audio-format {self.audio_format} is unknown; use one of {', '.join(AUDIO_FORMATS)}")
         if self.min_duration >= self.max_duration:
-            raise ValueError("--min-duration must be below --max-duration")
+            raise UserError("--min-duration is not below --max-duration; lower the one or raise the other")
 
 
 def clip_output_path(out_dir: str | os.PathLike, key: str, audio_format: str) -> str:

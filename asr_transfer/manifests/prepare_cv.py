@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -17,7 +16,7 @@ from tqdm import tqdm
 
 from asr_transfer.languages import load_language
 from asr_transfer.manifests import common_voice as cv
-from asr_transfer.manifests.options import add_build_arguments, build_options, report_summary, run_cli
+from asr_transfer.manifests.options import add_build_arguments, build_options, report_summary
 from asr_transfer.manifests.pipeline import BuildOptions, ManifestBuilder, SourceItem
 
 # Held-out splits first, so that a clip listed twice is kept in dev/test and rejected from train.
@@ -138,24 +137,17 @@ def prepare_common_voice(
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if args.check_only:
-        return run_cli(
-            lambda: check_source(args.source, args.out_dir, args.lang, args.extract_dir),
-            lambda found: print(f"{found['locale_dir']}: rows {found['rows']}, {found['clip_files']} clip files"),
-        )
-
-    def run() -> dict:
-        return prepare_common_voice(
-            args.source,
-            args.out_dir,
-            args.lang,
-            build_options(args),
-            train_from_validated=args.train_from_validated,
-            text_options=tuple(args.text_option),
-            extract_dir=args.extract_dir,
-        )
-
-    return run_cli(run, lambda summary: report_summary(summary, args.out_dir))
-
-
-if __name__ == "__main__":
-    sys.exit(main())
+        found = check_source(args.source, args.out_dir, args.lang, args.extract_dir)
+        print(f"{found['locale_dir']}: rows {found['rows']}, {found['clip_files']} clip files")
+        return 0
+    summary = prepare_common_voice(
+        args.source,
+        args.out_dir,
+        args.lang,
+        build_options(args),
+        train_from_validated=args.train_from_validated,
+        text_options=tuple(args.text_option),
+        extract_dir=args.extract_dir,
+    )
+    report_summary(summary, args.out_dir)
+    return 0

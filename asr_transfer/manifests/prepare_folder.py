@@ -11,13 +11,13 @@ from __future__ import annotations
 import argparse
 import csv
 import os
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
+from asr_transfer.errors import InputError
 from asr_transfer.fileio import read_manifest
 from asr_transfer.languages import load_language
-from asr_transfer.manifests.options import add_build_arguments, build_options, report_summary, run_cli
+from asr_transfer.manifests.options import add_build_arguments, build_options, report_summary
 from asr_transfer.manifests.pipeline import BuildOptions, ManifestBuilder, SourceItem
 
 AUDIO_SUFFIXES = {".wav", ".flac", ".mp3", ".ogg", ".opus", ".aiff", ".aif", ".au", ".w64", ".caf"}
@@ -70,12 +70,12 @@ def folder_items(folder: Path, split: str) -> Iterator[SourceItem]:
 def _pick_column(header: list[str], wanted: str | None, defaults: tuple[str, ...], role: str, path: Path) -> str:
     if wanted:
         if wanted not in header:
-            raise ValueError(f"{path} has no column {wanted!r}; its columns are {header}")
+            raise InputError(f"{path} has no column {wanted!r}; name one of its columns {header}")
         return wanted
     for name in defaults:
         if name in header:
             return name
-    raise ValueError(f"{path}: no {role} column among {header}; name it with --{role}-column")
+    raise InputError(f"{path}: no {role} column among {header}; name it with --{role}-column")
 
 
 def table_items(table: Path, split: str, path_column: str | None, text_column: str | None) -> Iterator[SourceItem]:
@@ -116,13 +116,13 @@ def source_items(source: Path, split: str, path_column: str | None = None, text_
     if source.is_dir():
         return folder_items(source, split)
     if not source.is_file():
-        raise FileNotFoundError(f"{source} does not exist")
+        raise InputError(f"{source} does not exist; check the path")
     suffix = source.suffix.lower()
     if suffix in (".csv", ".tsv"):
         return table_items(source, split, path_column, text_column)
     if suffix in (".json", ".jsonl"):
         return manifest_items(source, split)
-    raise ValueError(f"{source}: expected a folder, a .csv/.tsv table or a .json manifest")
+    raise InputError(f"{source} is neither a folder, a .csv/.tsv table nor a .json manifest; give one of those")
 
 
 def prepare_folder(
@@ -144,20 +144,15 @@ def prepare_folder(
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
 
-    def run() -> dict:
-        return prepare_folder(
-            args.source,
-            args.out_dir,
-            args.lang,
-            build_options(args, convert=not args.no_convert),
-            split=args.split,
-            path_column=args.path_column,
-            text_column=args.text_column,
-            text_options=tuple(args.text_option),
-        )
-
-    return run_cli(run, lambda summary: report_summary(summary, args.out_dir))
-
-
-if __name__ == "__main__":
-    sys.exit(main())
+    summary = prepare_folder(
+        args.source,
+        args.out_dir,
+        args.lang,
+        build_options(args, convert=not args.no_convert),
+        split=args.split,
+        path_column=args.path_column,
+        text_column=args.text_column,
+        text_options=tuple(args.text_option),
+    )
+    report_summary(summary, args.out_dir)
+    return 0

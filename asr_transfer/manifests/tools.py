@@ -10,24 +10,19 @@ subset of H hours, nested for the same seed (a 1 h subset lies inside the 2 h on
 from __future__ import annotations
 
 import argparse
-import json
-import math
-import os
 import random
 import sys
 from collections import Counter
 
-import soundfile
-
+from asr_transfer.errors import UserError
 from asr_transfer.fileio import read_manifest, write_json, write_manifest
-from asr_transfer.languages import UnknownLanguage, load_language
-
-REQUIRED_FIELDS = ("audio_filepath", "duration", "text")
+from asr_transfer.languages import load_language
+from asr_transfer.manifests.checks import TRAINING_FIELDS, iter_problems
 
 
 def manifest_stats(path: str) -> dict:
     durations, characters, speakers = [], Counter(), set()
-    for entry in read_manifest(path):
+    for entry in read_manifest(path, fields=("duration", "text")):
         durations.append(float(entry["duration"]))
         characters.update(entry["text"])
         if entry.get("speaker"):
@@ -45,60 +40,28 @@ def manifest_stats(path: str) -> dict:
     }
 
 
-def _audio_problem(path: str, manifest_dir: str) -> str | None:
-    full = path if os.path.isabs(path) else os.path.join(manifest_dir, path)
-    if not os.path.isfile(full):
-        return "audio file missing"
-    try:
-        soundfile.info(full)
-    except Exception as error:  # libsndfile raises several types
-        return f"audio unreadable ({' '.join(str(error).split())[:80]})"
-    return None
-
-
 def validate_manifest(path: str, lang: str | None = None, check_audio: bool = True) -> list[str]:
-    """Problems found, one string per bad line (empty when the manifest is sound)."""
+    """Problems found, one string per problem (empty when the manifest is sound)."""
     language = load_language(lang) if lang else None
-    manifest_dir = os.path.dirname(os.path.abspath(path))
     problems = []
-    with open(path, encoding="utf-8") as handle:
-        for number, line in enumerate(handle, start=1):
-            if not line.strip():
-                continue
-            where = f"{path}:{number}"
-            try:
-                entry = json.loads(line)
-            except json.JSONDecodeError as error:
-                problems.append(f"{where}: not JSON ({error.msg})")
-                continue
-            missing = [name for name in REQUIRED_FIELDS if name not in entry]
-            if missing:
-                problems.append(f"{where}: missing {', '.join(missing)}")
-                continue
-            duration = entry["duration"]
-            if not isinstance(duration, (int, float)) or not math.isfinite(duration) or duration <= 0:
-                problems.append(f"{where}: duration {duration!r} is not a positive number")
-            if not str(entry["text"]).strip():
-                problems.append(f"{where}: empty text")
-            if language:
-                outside = sorted({char for char in entry["text"] if not language.allows(char)})
-                if outside:
-                    problems.append(f"{where}: characters outside the {lang} alphabet: {''.join(outside)!r}")
-            if check_audio:
-                audio_problem = _audio_problem(entry["audio_filepath"], manifest_dir)
-                if audio_problem:
-                    problems.append(f"{where}: {audio_problem}: {entry['audio_filepath']}")
+    for where, problem, entry in iter_problems(path, TRAINING_FIELDS, "open" if check_audio else None):
+        if problem:
+            problems.append(problem)
+        if language and entry is not None:
+            outside = sorted({char for char in str(entry["text"]) if not language.allows(char)})
+            if outside:
+                problems.append(f"{where}: characters outside the {lang} alphabet: {''.join(outside)!r}")
     return problems
 
 
 def merge_manifests(paths: list[str], weights: list[float], out: str, seed: int = 0) -> int:
     if len(weights) != len(paths):
-        raise ValueError(f"give one weight per manifest ({len(paths)} manifests, {len(weights)} weights)")
+        raise UserError(f"{len(paths)} manifests but {len(weights)} weights; give one --weights value per manifest")
     rng = random.Random(seed)
     merged = []
     for path, weight in zip(paths, weights, strict=True):
         if weight < 0:
-            raise ValueError(f"weight {weight} for {path} is negative")
+            raise UserError(f"weight {weight} for {path} is negative; give a weight of 0 or more")
         entries = list(read_manifest(path))
         whole, fraction = int(weight), weight - int(weight)
         merged.extend(entries * whole)
@@ -109,7 +72,7 @@ def merge_manifests(paths: list[str], weights: list[float], out: str, seed: int 
 
 def subset_manifest(path: str, hours: float, out: str, seed: int = 0) -> dict:
     """A random subset of about ``hours`` hours; with one seed, smaller subsets nest in larger ones."""
-    entries = list(read_manifest(path))
+    entries = list(read_manifest(path, fields=("duration",)))
     random.Random(seed).shuffle(entries)
     budget, taken, chosen = hours * 3600, 0.0, []
     for entry in entries:
@@ -125,29 +88,39 @@ def subset_manifest(path: str, hours: float, out: str, seed: int = 0) -> dict:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="asr-transfer manifest", description=__doc__.split("\n\n")[1])
+    parser = argparse.ArgumentParser(
+        prog="asr-transfer manifest",
+        description="Utilities over NeMo manifests: stats (counts, hours, durations, speakers, characters), "
+        "validate (every line's fields, audio and characters; exit 1 on problems), merge (mix manifests with "
+        "weights: 0.2 keeps a random fifth, 2 repeats every line twice) and subset (H random hours, nested "
+        "for one seed).",
+        epilog="Run `asr-transfer manifest COMMAND --help` for a command's arguments.",
+    )
     commands = parser.add_subparsers(dest="command", required=True)
     stats = commands.add_parser("stats", help="counts, hours, durations, speakers, characters")
-    stats.add_argument("manifests", nargs="+")
+    stats.add_argument("manifests", nargs="+", help="NeMo manifests")
     stats.add_argument("--json", help="also write the statistics to this JSON file")
     validate = commands.add_parser("validate", help="check every line; exit 1 when a problem is found")
-    validate.add_argument("manifests", nargs="+")
+    validate.add_argument("manifests", nargs="+", help="NeMo manifests to check")
     validate.add_argument("--lang", help="also check that text uses only this language's characters")
     validate.add_argument("--no-audio", action="store_true", help="do not open the audio files")
     merge = commands.add_parser("merge", help="mix manifests with weights (e.g. new domain 1, old domain 0.2)")
-    merge.add_argument("manifests", nargs="+")
+    merge.add_argument("manifests", nargs="+", help="NeMo manifests to mix")
     merge.add_argument("--weights", type=float, nargs="+", help="one per manifest (default 1 each)")
-    merge.add_argument("--out", required=True)
-    merge.add_argument("--seed", type=int, default=0)
+    merge.add_argument("--out", required=True, help="the merged manifest to write")
+    merge.add_argument("--seed", type=int, default=0, help="seed of the fractional draws and the shuffle")
     subset = commands.add_parser("subset", help="random subset of H hours, for data-budget experiments")
-    subset.add_argument("manifest")
-    subset.add_argument("--hours", type=float, required=True)
-    subset.add_argument("--seed", type=int, default=0)
-    subset.add_argument("--out", required=True)
+    subset.add_argument("manifest", help="NeMo manifest to draw from")
+    subset.add_argument("--hours", type=float, required=True, help="hours of audio to draw")
+    subset.add_argument("--seed", type=int, default=0, help="seed; one seed nests smaller subsets in larger")
+    subset.add_argument("--out", required=True, help="the subset manifest to write")
     return parser
 
 
 def _print_stats(stats: dict) -> None:
+    if not stats["utterances"]:
+        print(f"{stats['manifest']}: empty (0 utterances)")
+        return
     print(
         f"{stats['manifest']}: {stats['utterances']} utterances, {stats['hours']:.3f} h, "
         f"duration {stats['duration_min']}-{stats['duration_max']} s (mean {stats['duration_mean']}), "
@@ -158,32 +131,24 @@ def _print_stats(stats: dict) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    try:
-        if args.command == "stats":
-            all_stats = [manifest_stats(path) for path in args.manifests]
-            for stats in all_stats:
-                _print_stats(stats)
-            if args.json:
-                write_json(args.json, all_stats)
-            return 0
-        if args.command == "validate":
-            problems = [p for path in args.manifests for p in validate_manifest(path, args.lang, not args.no_audio)]
-            for problem in problems:
-                print(problem)
-            print(f"{len(problems)} problem(s) in {len(args.manifests)} manifest(s)")
-            return 1 if problems else 0
-        if args.command == "merge":
-            weights = args.weights or [1.0] * len(args.manifests)
-            count = merge_manifests(args.manifests, weights, args.out, args.seed)
-            print(f"wrote {count} lines to {args.out}")
-            return 0
-        result = subset_manifest(args.manifest, args.hours, args.out, args.seed)
-        print(f"wrote {result['utterances']} utterances ({result['hours']} h) to {args.out}")
+    if args.command == "stats":
+        all_stats = [manifest_stats(path) for path in args.manifests]
+        for stats in all_stats:
+            _print_stats(stats)
+        if args.json:
+            write_json(args.json, all_stats)
         return 0
-    except (FileNotFoundError, ValueError, KeyError, UnknownLanguage) as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 2
-
-
-if __name__ == "__main__":
-    sys.exit(main())
+    if args.command == "validate":
+        problems = [p for path in args.manifests for p in validate_manifest(path, args.lang, not args.no_audio)]
+        for problem in problems:
+            print(problem)
+        print(f"{len(problems)} problem(s) in {len(args.manifests)} manifest(s)")
+        return 1 if problems else 0
+    if args.command == "merge":
+        weights = args.weights or [1.0] * len(args.manifests)
+        count = merge_manifests(args.manifests, weights, args.out, args.seed)
+        print(f"wrote {count} lines to {args.out}")
+        return 0
+    result = subset_manifest(args.manifest, args.hours, args.out, args.seed)
+    print(f"wrote {result['utterances']} utterances ({result['hours']} h) to {args.out}")
+    return 0

@@ -28,38 +28,11 @@ from pathlib import Path
 
 from omegaconf import DictConfig, OmegaConf
 
+from asr_transfer import layout
+from asr_transfer.errors import USER_ERROR_EXIT, UserError
 from asr_transfer.fileio import atomic_open, read_manifest, write_json
-from asr_transfer.training.config import ConfigError, apply_overrides
-
-FULL_BUDGET = 1.0
-
-DEFAULTS = {
-    "name": "study",
-    "description": "",
-    "lang": "de",
-    "out_dir": "exp/study/${name}",
-    "data": {
-        "synth": None,  # {clips, seed, accents: [...]}: a synthetic Common Voice release made here
-        "train_manifest": None,
-        "dev_manifest": None,
-        "test_manifest": None,
-    },
-    "vocab": {"kind": "char", "dir": None, "vocab_size": 128},
-    "finetune_config": "recipes/conf/tiny_quartznet_char.yaml",
-    "base": {"nemo": None, "pretrained": None},
-    "steps": 150,
-    "val_every": 25,
-    "seeds": [0],
-    "target_wer": 0.6,
-    "budgets": [FULL_BUDGET],
-    "budget_arms": None,  # arms that run at every budget (default: all); every arm runs at the full budget
-    "reference_arm": "scratch",  # steps-to-target ratios are this arm's steps over each arm's
-    "comparisons": [],  # [{name, arm, against}]: sentences in RESULTS.md
-    "evaluate_base": False,  # the base on the target test set before any training
-    "inspect": True,
-    "overrides": [],  # finetune overrides for every arm
-    "arms": {"scratch": {"init": "scratch"}, "transfer": {"init": "base"}},
-}
+from asr_transfer.manifests.pipeline import summary_path
+from asr_transfer.study.config import FULL_BUDGET, budget_arms, load_study_config
 
 
 @dataclass
@@ -80,36 +53,6 @@ class RunResult:
     model: str
     curve: list[dict] = field(default_factory=list)
     best_dev_cer: float | None = None  # last: run records written before dev CER was logged still load
-
-
-def load_study_config(path: str, overrides: list[str] | None = None) -> DictConfig:
-    if not os.path.isfile(path):
-        raise FileNotFoundError(f"study config {path} does not exist (see recipes/study/conf/)")
-    cfg = OmegaConf.merge(OmegaConf.create(DEFAULTS), OmegaConf.load(path))
-    cfg = apply_overrides(cfg, list(overrides or []))
-    validate_config(cfg)
-    return cfg
-
-
-def validate_config(cfg: DictConfig) -> None:
-    data = cfg.data
-    if not data.synth and not (data.train_manifest and data.dev_manifest and data.test_manifest):
-        raise ConfigError("give data.synth (a synthetic corpus) or data.train_manifest, dev_manifest, test_manifest")
-    uses_base = any(arm.get("init", "base") == "base" for arm in cfg.arms.values())
-    if uses_base and not (cfg.base.nemo or cfg.base.pretrained):
-        raise ConfigError("an arm starts from the base: set base.nemo or base.pretrained")
-    if cfg.reference_arm not in cfg.arms:
-        raise ConfigError(f"reference_arm {cfg.reference_arm} is not one of the arms {list(cfg.arms)}")
-    for arm in budget_arms(cfg):
-        if arm not in cfg.arms:
-            raise ConfigError(f"budget_arms names {arm}, which is not one of the arms {list(cfg.arms)}")
-    for budget in cfg.budgets:
-        if not 0 < float(budget) <= FULL_BUDGET:
-            raise ConfigError(f"budget {budget} is not a fraction in (0, 1]")
-
-
-def budget_arms(cfg: DictConfig) -> list[str]:
-    return list(cfg.budget_arms) if cfg.budget_arms is not None else list(cfg.arms)
 
 
 def budget_tag(budget: float) -> str:
@@ -134,9 +77,7 @@ def data_dir(out: Path) -> Path:
 def vocab_dir(cfg: DictConfig, out: Path) -> Path:
     if cfg.vocab.dir:
         return Path(cfg.vocab.dir)
-    kind = cfg.vocab.kind
-    leaf = "char" if kind == "char" else f"spe_{kind}_v{cfg.vocab.vocab_size}"
-    return out / "tokenizers" / cfg.lang / leaf
+    return layout.vocab_dir(out / "tokenizers", cfg.lang, cfg.vocab.kind, cfg.vocab.vocab_size)
 
 
 def budget_manifest(out: Path, budget: float) -> Path:
@@ -163,33 +104,33 @@ def log(message: str) -> None:
 
 def prepare_data(cfg: DictConfig, out: Path, jobs: int | None) -> dict[str, str]:
     """Synthesize and prepare the target corpus (when the config asks for one) and the vocabulary."""
-    from asr_transfer.manifests import prepare_cv
-    from asr_transfer.synth import synth_cv
-    from asr_transfer.tokenizers import train as tokenizer
+    from asr_transfer.manifests.pipeline import BuildOptions
+    from asr_transfer.manifests.prepare_cv import prepare_common_voice
+    from asr_transfer.synth.synth_cv import synth_cv
+    from asr_transfer.tokenizers.train import train_tokenizer
 
     paths = manifests(cfg, out)
-    jobs_args = ["--jobs", str(jobs)] if jobs else []
-    if cfg.data.synth and not (data_dir(out) / "summary.json").exists():
+    if cfg.data.synth and not os.path.isfile(summary_path(data_dir(out))):
         synth = cfg.data.synth
         corpus = out / "corpus"
         log(f"synthesize {cfg.lang} Common Voice ({synth.clips} clips) -> {corpus}")
-        accents = [arg for accent in synth.get("accents") or [] for arg in ("--accent", accent)]
-        argv = [str(corpus), "--lang", cfg.lang, "--clips", str(synth.clips), "--seed", str(synth.get("seed", 0))]
-        if synth_cv.main([*argv, *accents, *jobs_args, "--no-progress"]) != 0:
-            raise RuntimeError("synthesis failed")
+        locale_dir = synth_cv(
+            cfg.lang,
+            synth.clips,
+            str(corpus),
+            seed=synth.seed,
+            accents=list(synth.accents) or None,
+            jobs=jobs,
+            progress=False,
+        )
         log(f"manifests -> {data_dir(out)}")
-        if prepare_cv.main([str(corpus), str(data_dir(out)), "--lang", cfg.lang, *jobs_args, "--no-progress"]) != 0:
-            raise RuntimeError("prepare-cv failed")
-    for split, path in paths.items():
-        if not os.path.isfile(path):
-            raise FileNotFoundError(f"the {split} manifest {path} does not exist")
+        options = BuildOptions(progress=False, **({"jobs": jobs} if jobs else {}))
+        prepare_common_voice(str(locale_dir), str(data_dir(out)), cfg.lang, options)
     vocab = vocab_dir(cfg, out)
-    if not cfg.vocab.dir and not (vocab / ("vocab.txt" if cfg.vocab.kind == "char" else "tokenizer.model")).exists():
+    if not cfg.vocab.dir and not layout.vocab_done_file(vocab, cfg.vocab.kind).exists():
         log(f"{cfg.vocab.kind} vocabulary -> {vocab}")
-        size = [] if cfg.vocab.kind == "char" else ["--vocab-size", str(cfg.vocab.vocab_size)]
-        argv = [str(out / "tokenizers"), "--manifest", paths["train"], "--lang", cfg.lang, "--kind", cfg.vocab.kind]
-        if tokenizer.main([*argv, *size]) != 0:
-            raise RuntimeError("tokenizer training failed")
+        size = None if cfg.vocab.kind == layout.CHAR else int(cfg.vocab.vocab_size)
+        train_tokenizer([paths["train"]], cfg.lang, cfg.vocab.kind, out / "tokenizers", size)
     return paths
 
 
@@ -213,13 +154,10 @@ def prepare_budgets(cfg: DictConfig, out: Path, train_manifest: str) -> dict[flo
 
 def arm_overrides(cfg: DictConfig, arm: str, out: Path, paths: dict, budget: dict, budget_value: float, seed: int):
     spec = cfg.arms[arm]
-    init = spec.get("init", "base")
-    if init == "scratch":
+    if spec.init == "scratch":
         init_args = ["init.scratch=true"]
-    elif init == "base":
-        init_args = [f"init.nemo={cfg.base.nemo}"] if cfg.base.nemo else [f"init.pretrained={cfg.base.pretrained}"]
     else:
-        raise ConfigError(f"arm {arm}: init must be scratch or base, not {init!r}")
+        init_args = [f"init.nemo={cfg.base.nemo}"] if cfg.base.nemo else [f"init.pretrained={cfg.base.pretrained}"]
     run = run_dir(out, budget_value, arm, seed)
     return [
         *init_args,
@@ -235,7 +173,7 @@ def arm_overrides(cfg: DictConfig, arm: str, out: Path, paths: dict, budget: dic
         f"exp_manager.version={run.name}",
         f"seed={seed}",
         *cfg.overrides,
-        *(spec.get("overrides") or []),
+        *spec.overrides,
     ]
 
 
@@ -246,11 +184,20 @@ def train(cfg: DictConfig, overrides: list[str], log_path: Path) -> None:
     with open(log_path, "a", encoding="utf-8") as handle:
         handle.write("$ " + " ".join(command) + "\n")
         handle.flush()
-        finished = subprocess.run(
-            command, stdout=handle, stderr=subprocess.STDOUT, env={**os.environ, "PYTHONUNBUFFERED": "1"}
-        )
+        # Errors about the base name the study's key, not finetune's.
+        env = {**os.environ, "PYTHONUNBUFFERED": "1", "ASR_TRANSFER_BASE_OPTION": "base.nemo="}
+        finished = subprocess.run(command, stdout=handle, stderr=subprocess.STDOUT, env=env)
+    if finished.returncode == USER_ERROR_EXIT:
+        raise UserError(f"fine-tuning failed: {last_error_line(log_path)} (full log: {log_path})")
     if finished.returncode != 0:
-        raise RuntimeError(f"fine-tuning failed (exit {finished.returncode}); see {log_path}")
+        raise RuntimeError(f"fine-tuning crashed (exit {finished.returncode}); see the traceback in {log_path}")
+
+
+def last_error_line(log_path: Path) -> str:
+    """The ``error: ...`` line a command printed for a user error, without its prefix."""
+    lines = log_path.read_text(encoding="utf-8", errors="replace").splitlines()
+    found = [line for line in lines if line.startswith("error: ")]
+    return found[-1][len("error: ") :] if found else "no error line"
 
 
 def first_reaching(curve: list[dict], target: float) -> dict | None:
@@ -258,16 +205,14 @@ def first_reaching(curve: list[dict], target: float) -> dict | None:
 
 
 def evaluate_run(cfg: DictConfig, out: Path, paths: dict, budget: dict, key: tuple[float, str, int]) -> RunResult:
-    from asr_transfer.training.callbacks import metrics_path
-    from asr_transfer.training.evaluate import evaluate
-    from asr_transfer.training.export import best_nemo
-    from asr_transfer.training.report import read_points
+    from asr_transfer.analysis.report import read_points
+    from asr_transfer.inference.evaluate import evaluate
 
     budget_value, arm, seed = key
     run = run_dir(out, budget_value, arm, seed)
-    model = best_nemo(str(run))
+    model = layout.best_nemo(run)
     summary = evaluate(str(model), paths["test"], out_dir=str(run / "eval_test"))
-    curve = read_points(run) if os.path.isfile(metrics_path(run)) else []
+    curve = read_points(run) if layout.metrics_path(run).is_file() else []
     reached = first_reaching(curve, float(cfg.target_wer))
     return RunResult(
         budget=budget_value,
@@ -339,8 +284,8 @@ def write_tables(out: Path, results: list[RunResult]) -> None:
 
 def inspect_arms(cfg: DictConfig, out: Path, results: list[RunResult]) -> dict[str, dict]:
     """Per-layer weight change of every full-budget transfer arm (first seed) against the base."""
-    from asr_transfer.training import introspect
-    from asr_transfer.training.inference import load_model
+    from asr_transfer.analysis import introspect
+    from asr_transfer.inference.model import load_model
 
     if not cfg.inspect or not cfg.base.nemo:
         return {}
@@ -348,11 +293,7 @@ def inspect_arms(cfg: DictConfig, out: Path, results: list[RunResult]) -> dict[s
     first_seed = int(cfg.seeds[0])
     found = {}
     for result in results:
-        if (
-            result.budget != FULL_BUDGET
-            or result.seed != first_seed
-            or cfg.arms[result.arm].get("init", "base") != "base"
-        ):
+        if result.budget != FULL_BUDGET or result.seed != first_seed or cfg.arms[result.arm].init != "base":
             continue
         changes = introspect.layer_changes(base, load_model(result.model, "cpu"))
         introspect.write_csv(changes, str(out / "inspect" / f"{result.arm}.csv"))
@@ -364,8 +305,8 @@ def inspect_arms(cfg: DictConfig, out: Path, results: list[RunResult]) -> dict[s
 
 
 def evaluate_base(cfg: DictConfig, out: Path, paths: dict) -> dict | None:
-    from asr_transfer.training.evaluate import evaluate
-    from asr_transfer.training.report import load_summary
+    from asr_transfer.analysis.report import load_summary
+    from asr_transfer.inference.evaluate import evaluate
 
     if not cfg.evaluate_base or not cfg.base.nemo:
         return None
@@ -373,7 +314,7 @@ def evaluate_base(cfg: DictConfig, out: Path, paths: dict) -> dict | None:
     return load_summary(str(path)) or evaluate(cfg.base.nemo, paths["test"], out_dir=str(path.parent))
 
 
-def main(cfg: DictConfig, command_line: str = "", jobs: int | None = None) -> Path:
+def run_study(cfg: DictConfig, command_line: str = "", jobs: int | None = None) -> Path:
     """Run the whole study; returns its folder."""
     from asr_transfer.study.report import write_report
 
@@ -412,24 +353,20 @@ def build_parser() -> argparse.ArgumentParser:
         "A rerun skips finished runs.",
     )
     parser.add_argument("--config", required=True, help="study config (recipes/study/conf/*.yaml)")
-    parser.add_argument("--jobs", type=int, help="processes for synthesis and data preparation")
+    parser.add_argument("--jobs", type=int, help="processes for synthesis and data preparation (default: all cores)")
+    parser.add_argument("--print-out-dir", action="store_true", help="print the study folder and exit")
     parser.add_argument("overrides", nargs="*", help="key=value changes to the study config")
     return parser
 
 
-def cli(argv: list[str] | None = None) -> int:
+def main(argv: list[str] | None = None) -> int:
     import shlex
 
     argv = list(sys.argv[1:] if argv is None else argv)
     args = build_parser().parse_args(argv)
-    try:
-        cfg = load_study_config(args.config, args.overrides)
-        main(cfg, shlex.join(["asr-transfer", "study", *argv]), args.jobs)
-    except (ConfigError, FileNotFoundError, RuntimeError) as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 2
+    cfg = load_study_config(args.config, args.overrides)
+    if args.print_out_dir:
+        print(cfg.out_dir)
+        return 0
+    run_study(cfg, shlex.join(["asr-transfer", "study", *argv]), args.jobs)
     return 0
-
-
-if __name__ == "__main__":
-    sys.exit(cli())

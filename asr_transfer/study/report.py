@@ -17,7 +17,7 @@ from omegaconf import DictConfig
 
 from asr_transfer.fileio import atomic_open
 from asr_transfer.plotting import saved_figure
-from asr_transfer.study.grid import FULL_BUDGET
+from asr_transfer.study.config import FULL_BUDGET
 
 
 def _mean(values: list) -> float | None:

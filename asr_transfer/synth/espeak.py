@@ -17,6 +17,8 @@ from functools import lru_cache
 
 import numpy as np
 
+from asr_transfer.errors import UserError
+
 _AUDIO_OUTPUT_SYNCHRONOUS = 2
 _ESPEAK_CHARS_UTF8 = 1
 _PARAM_RATE = 1
@@ -27,7 +29,7 @@ _POS_CHARACTER = 1
 _SYNTH_CALLBACK = ctypes.CFUNCTYPE(ctypes.c_int, ctypes.POINTER(ctypes.c_short), ctypes.c_int, ctypes.c_void_p)
 
 
-class EspeakUnavailable(RuntimeError):
+class EspeakUnavailable(UserError):
     pass
 
 
@@ -87,7 +89,7 @@ class Espeak:
         for candidate in dict.fromkeys((voice, fallback)):
             if self._lib.espeak_SetVoiceByName(candidate.encode()) == 0:
                 return
-        raise ValueError(f"espeak-ng has no voice {voice!r}")
+        raise UserError(f"espeak-ng has no voice {voice!r}; `espeak-ng --voices` lists the installed ones")
 
     def synthesize(self, text: str, voice: str, words_per_minute: int = 160, pitch: int = 50) -> np.ndarray:
         self._select_voice(voice)

@@ -11,10 +11,12 @@ import random
 import re
 from collections.abc import Iterator
 
+from asr_transfer.errors import UserError
+
 _SLOT = re.compile(r"\{(\w+)\}")
 
 
-class GrammarError(ValueError):
+class GrammarError(UserError):
     pass
 
 
@@ -22,7 +24,9 @@ def expand(template: str, slots: dict[str, list[str]], rng: random.Random) -> st
     def fill(match: re.Match) -> str:
         name = match.group(1)
         if name not in slots:
-            raise GrammarError(f"template {template!r} names slot {name!r}, which the grammar lacks")
+            raise GrammarError(
+                f"template {template!r} names slot {name!r}, which the grammar lacks; add the slot to the language file"
+            )
         return str(rng.choice(slots[name]))
 
     return _SLOT.sub(fill, template)

@@ -15,7 +15,6 @@ import hashlib
 import json
 import os
 import random
-import sys
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -23,6 +22,7 @@ import numpy as np
 import soundfile
 import soxr
 
+from asr_transfer.errors import UserError
 from asr_transfer.fileio import atomic_open, atomic_path
 from asr_transfer.languages import load_language
 from asr_transfer.manifests.common_voice import header_for_version
@@ -155,9 +155,9 @@ def clip_name(lang: str, number: int, version: float) -> str:
 def plan_corpus(lang: str, clips: int, seed: int, version: float, accents: list[str] | None) -> dict[str, list[Clip]]:
     language = load_language(lang)
     if not language.grammar:
-        raise ValueError(f"language {lang} has no grammar in its language file; synth-cv cannot write sentences")
+        raise UserError(f"language {lang} has no grammar in its language file; add one, or synthesize another language")
     if clips < 10:
-        raise ValueError("--clips must be at least 10 (train, dev and test each need speakers)")
+        raise UserError("--clips is below 10; ask for at least 10 (train, dev and test each need speakers)")
     rng = random.Random(seed)
     base_voices = list(accents) if accents else [language.espeak_voice]
     speakers = make_speakers(max(6, clips // 10), base_voices, rng, version)
@@ -176,7 +176,7 @@ def plan_corpus(lang: str, clips: int, seed: int, version: float, accents: list[
         number += 1
         sentence = next(prompts, None)
         if sentence is None:
-            raise ValueError(f"the {lang} grammar ran out of distinct sentences; ask for fewer clips")
+            raise UserError(f"the {lang} grammar ran out of distinct sentences; ask for fewer clips")
         rate = 48000 if number % 5 == 0 else 32000
         return Clip(clip_name(lang, number, version), sentence, rng.choice(pool), rate)
 
@@ -197,7 +197,7 @@ def plant_faults(plan: dict[str, list[Clip]], lang: str, version: float) -> list
     """
     language = load_language(lang)
     if len(plan["train"]) < 8 or len(plan["dev"]) < 2:
-        raise ValueError("--faults needs at least 30 clips")
+        raise UserError("--faults needs at least 30 clips; raise --clips")
     truncated_reason = "duration_mismatch" if version >= 16.1 else None
     foreign = next(word for word in FOREIGN_SAMPLES if not all(language.allows(c) for c in word.lower()))
     faults = [
@@ -378,25 +378,17 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    try:
-        locale_dir = synth_cv(
-            args.lang,
-            args.clips,
-            args.out_dir,
-            args.seed,
-            args.cv_version,
-            args.date,
-            args.accent or None,
-            args.faults,
-            args.jobs,
-            not args.no_progress,
-        )
-    except (ValueError, espeak.EspeakUnavailable) as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 2
+    locale_dir = synth_cv(
+        args.lang,
+        args.clips,
+        args.out_dir,
+        args.seed,
+        args.cv_version,
+        args.date,
+        args.accent or None,
+        args.faults,
+        args.jobs,
+        not args.no_progress,
+    )
     print(f"wrote {locale_dir}")
     return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -13,39 +13,34 @@ import argparse
 import os
 import re
 import shutil
-import sys
 import tempfile
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
 
+from asr_transfer.errors import UserError
 from asr_transfer.fileio import atomic_open, read_manifest
-from asr_transfer.languages import Language, UnknownLanguage, is_han, load_language
+from asr_transfer.languages import Language, is_han, load_language
+from asr_transfer.layout import CHAR, SENTENCEPIECE_KINDS, vocab_dir, vocab_done_file
+from asr_transfer.manifests.checks import require_manifest
 
-KINDS = ("char", "bpe", "unigram")
+KINDS = (CHAR, *SENTENCEPIECE_KINDS)
 
 
-class TokenizerError(ValueError):
+class TokenizerError(UserError):
     pass
-
-
-def char_dir(root: str | os.PathLike, lang: str) -> Path:
-    return Path(root) / lang / "char"
-
-
-def sentencepiece_dir(root: str | os.PathLike, lang: str, kind: str, vocab_size: int) -> Path:
-    return Path(root) / lang / f"spe_{kind}_v{vocab_size}"
-
-
-def output_dir(root: str | os.PathLike, lang: str, kind: str, vocab_size: int | None = None) -> Path:
-    """The folder a tokenizer of these inputs lives in: the skip check and the writer both use it."""
-    return char_dir(root, lang) if kind == "char" else sentencepiece_dir(root, lang, kind, vocab_size)
 
 
 def manifest_texts(manifests: list[str]) -> Iterator[str]:
     for manifest in manifests:
-        for entry in read_manifest(manifest):
+        for entry in read_manifest(manifest, fields=("text",)):
             yield entry["text"]
+
+
+def require_text(manifests: list[str]) -> None:
+    """Every manifest exists, parses and has text on every line, and together they hold some text."""
+    for manifest in manifests:
+        require_manifest(manifest, fields=("text",), audio=None, role="tokenizer manifest")
 
 
 def read_labels(vocab_file: str | os.PathLike) -> list[str]:
@@ -74,7 +69,7 @@ def train_char(manifests: list[str], lang: str, root: str | os.PathLike) -> Path
     for text in manifest_texts(manifests):
         characters.update(text)
     labels = char_labels(language, characters)
-    vocab_file = char_dir(root, lang) / "vocab.txt"
+    vocab_file = vocab_done_file(vocab_dir(root, lang, CHAR), CHAR)
     with atomic_open(vocab_file) as handle:
         handle.writelines(f"{label}\n" for label in labels)
     return vocab_file.parent
@@ -89,7 +84,7 @@ def train_sentencepiece(manifests: list[str], lang: str, kind: str, vocab_size: 
     from nemo.collections.common.tokenizers.sentencepiece_tokenizer import create_spt_model
 
     language = load_language(lang)
-    final = sentencepiece_dir(root, lang, kind, vocab_size)
+    final = vocab_dir(root, lang, kind, vocab_size)
     final.parent.mkdir(parents=True, exist_ok=True)
     work = Path(tempfile.mkdtemp(prefix=f".{final.name}.tmp-", dir=final.parent))
     try:
@@ -152,11 +147,9 @@ def train_tokenizer(
     manifests: list[str], lang: str, kind: str, out_root: str | os.PathLike, vocab_size: int | None = None
 ) -> Path:
     if kind not in KINDS:
-        raise TokenizerError(f"--kind must be one of {', '.join(KINDS)}")
-    for manifest in manifests:
-        if not os.path.isfile(manifest):
-            raise FileNotFoundError(f"manifest {manifest} does not exist")
-    if kind == "char":
+        raise TokenizerError(f"--kind {kind} is unknown; use one of {', '.join(KINDS)}")
+    require_text(manifests)
+    if kind == CHAR:
         return train_char(manifests, lang, out_root)
     if not vocab_size or vocab_size < 2:
         raise TokenizerError(f"--kind {kind} needs --vocab-size N (e.g. 128 for small data, 1024 for Common Voice)")
@@ -168,25 +161,28 @@ def build_parser() -> argparse.ArgumentParser:
         prog="asr-transfer train-tokenizer",
         description="Train a CTC target vocabulary from normalized manifests: a character list (vocab.txt) or a "
         "SentencePiece BPE/unigram model in the folder layout NeMo's change_vocabulary loads.",
+        epilog="Example: asr-transfer train-tokenizer exp/de/tokenizers --manifest exp/de/data/train.json "
+        "--lang de --kind bpe --vocab-size 128  (writes exp/de/tokenizers/de/spe_bpe_v128)",
     )
     parser.add_argument("out_root", help="root folder; output goes to OUT_ROOT/<lang>/char or spe_<kind>_v<N>")
-    parser.add_argument("--manifest", action="append", required=True, help="NeMo manifest (repeatable)")
+    parser.add_argument("--manifest", action="append", help="NeMo manifest with a text field (repeatable)")
     parser.add_argument("--lang", required=True, help="language code of the text")
     parser.add_argument("--kind", choices=KINDS, default="char", help="char, bpe or unigram (default char)")
     parser.add_argument("--vocab-size", type=int, help="SentencePiece vocabulary size (bpe/unigram)")
+    parser.add_argument(
+        "--print-dir", action="store_true", help="print the folder these options name and exit, training nothing"
+    )
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    try:
-        folder = train_tokenizer(args.manifest, args.lang, args.kind, args.out_root, args.vocab_size)
-    except (TokenizerError, UnknownLanguage, FileNotFoundError, ValueError) as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 2
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.print_dir:
+        print(vocab_dir(args.out_root, args.lang, args.kind, args.vocab_size))
+        return 0
+    if not args.manifest:
+        parser.error("give at least one --manifest")
+    folder = train_tokenizer(args.manifest, args.lang, args.kind, args.out_root, args.vocab_size)
     print(f"wrote {folder}")
     return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

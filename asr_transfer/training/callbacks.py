@@ -17,6 +17,7 @@ import torch
 from lightning.pytorch import Callback
 
 from asr_transfer.fileio import atomic_open
+from asr_transfer.layout import metrics_path
 
 
 def _number(value) -> float | None:
@@ -24,11 +25,6 @@ def _number(value) -> float | None:
         return None
     value = float(value.item() if hasattr(value, "item") else value)
     return value if math.isfinite(value) else None
-
-
-def metrics_path(run_dir: str | os.PathLike) -> str:
-    """The dev-metrics curve of a run: written by :class:`MetricsCSV`, read by the reports."""
-    return os.path.join(os.fspath(run_dir), "curves", "metrics.csv")
 
 
 class MetricsCSV(Callback):

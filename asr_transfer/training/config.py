@@ -3,7 +3,9 @@
 In: a YAML path (which may ``inherit:`` a shared file such as ``recipes/conf/common.yaml``) and
 overrides (``key=value`` changes an existing key, ``+key=value`` adds a new one, ``~key`` deletes one).
 Out: an OmegaConf ``DictConfig`` with ``trainer.precision`` and ``accelerator`` resolved for this
-machine (bf16-mixed on GPUs that have it, 16-mixed on older GPUs, 32 on CPU).
+machine (bf16-mixed on GPUs that have it, 16-mixed on older GPUs, 32 on CPU). ``init.arch`` names an
+architecture file (``recipes/conf/arch/``); written in a config file it is relative to that file,
+given as an override it is relative to the working directory.
 """
 
 from __future__ import annotations
@@ -13,8 +15,10 @@ import os
 import torch
 from omegaconf import DictConfig, OmegaConf, open_dict
 
+from asr_transfer.errors import UserError
 
-class ConfigError(ValueError):
+
+class ConfigError(UserError):
     pass
 
 
@@ -54,12 +58,24 @@ def apply_overrides(cfg: DictConfig, overrides: list[str]) -> DictConfig:
 def _load_with_inheritance(path: str) -> DictConfig:
     """A config file; ``inherit: other.yaml`` (relative to the file) is loaded first and overlaid."""
     if not os.path.isfile(path):
-        raise FileNotFoundError(f"config {path} does not exist (see recipes/conf/ for the shipped ones)")
+        raise ConfigError(f"config {path} does not exist; give a file such as recipes/conf/tiny_quartznet_char.yaml")
     cfg = OmegaConf.load(path)
+    arch = OmegaConf.select(cfg, "init.arch")
+    if arch and not os.path.isabs(arch):
+        cfg.init.arch = os.path.join(os.path.dirname(os.path.abspath(path)), arch)
     parent = cfg.pop("inherit", None) if "inherit" in cfg else None
     if parent:
         cfg = OmegaConf.merge(_load_with_inheritance(os.path.join(os.path.dirname(path), parent)), cfg)
     return cfg
+
+
+def load_arch(path: str | None) -> DictConfig:
+    """The ``model`` section of an architecture file: preprocessor, encoder, decoder, sample rate."""
+    if not path:
+        raise ConfigError("init.scratch=true needs an architecture; set init.arch=recipes/conf/arch/NAME.yaml")
+    if not os.path.isfile(path):
+        raise ConfigError(f"init.arch={path} does not exist; name a file of recipes/conf/arch/")
+    return OmegaConf.load(path).model
 
 
 def load_config(path: str, overrides: list[str] | None = None) -> DictConfig:

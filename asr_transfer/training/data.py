@@ -25,7 +25,7 @@ def dataset_config(model, manifest: str, data_cfg: DictConfig, train: bool) -> D
         "sample_rate": int(model.cfg.get("sample_rate", 16000)),
         "batch_size": int(data_cfg.batch_size),
         "shuffle": train,
-        "num_workers": int(data_cfg.get("num_workers", 0)),
+        "num_workers": int(data_cfg.num_workers),
         "pin_memory": torch.cuda.is_available(),
         "trim_silence": False,
         "normalize_transcripts": False,
@@ -34,9 +34,10 @@ def dataset_config(model, manifest: str, data_cfg: DictConfig, train: bool) -> D
     if not is_bpe(model):
         cfg["labels"] = list(model.decoder.vocabulary)
     if train:
-        cfg["max_duration"] = float(data_cfg.get("max_duration", 20.0))
-        cfg["min_duration"] = float(data_cfg.get("min_duration", 0.1))
-        if data_cfg.get("speed_perturb"):
+        # No defaults here: recipes/conf/common.yaml is the one place they are set.
+        cfg["max_duration"] = float(data_cfg.max_duration)
+        cfg["min_duration"] = float(data_cfg.min_duration)
+        if data_cfg.speed_perturb:
             cfg["augmentor"] = {
                 "speed": {
                     "prob": 0.5,
@@ -46,14 +47,14 @@ def dataset_config(model, manifest: str, data_cfg: DictConfig, train: bool) -> D
                     "max_speed_rate": 1.1,
                 }
             }
-        if data_cfg.get("bucketing"):
+        if data_cfg.bucketing:
             # NeMo's Lhotse path: dynamic duration buckets, batches filled up to batch_duration seconds.
             cfg.update(
                 {
                     "use_lhotse": True,
                     "batch_duration": float(data_cfg.batch_duration),
                     "use_bucketing": True,
-                    "num_buckets": int(data_cfg.get("num_buckets", 10)),
+                    "num_buckets": int(data_cfg.num_buckets),
                     "shuffle_buffer_size": 10000,
                     "batch_size": None,
                 }
@@ -105,7 +106,7 @@ def check_label_lengths(model, manifest: str, out_dir: str, name: str) -> Length
     report = os.path.join(out_dir, f"{name}_too_long_labels.tsv")
     with atomic_open(report) as handle:
         handle.write("audio_filepath\tduration\tframes\tframes_needed\ttext\n")
-        for entry in read_manifest(manifest):
+        for entry in read_manifest(manifest, fields=("audio_filepath", "duration", "text")):
             frames = math.floor(float(entry["duration"]) * frames_per_second)
             needed = ctc_frames_needed(label_ids(model, entry["text"]))
             if frames >= needed:

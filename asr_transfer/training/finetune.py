@@ -1,8 +1,10 @@
 """``asr-transfer finetune --config CONF.yaml [key=value | +key=value ...]``: transfer fine-tuning.
 
-In: a config (see ``recipes/conf/``): ``init`` (base model name, ``.nemo`` or scratch), ``vocab``
-(target vocabulary), ``freeze``, ``data`` (NeMo manifests), ``model`` (architecture and optimizer),
-``trainer`` (Lightning) and ``exp_manager`` (NeMo). Out: a run folder ``exp/<recipe>/<run>/`` with
+In: a config (see ``recipes/conf/``): ``init`` (base model name, ``.nemo``, or scratch with an
+``arch`` file), ``vocab`` (target vocabulary), ``freeze``, ``data`` (NeMo manifests), ``model``
+(SpecAugment and optimizer; the architecture is the base's), ``trainer`` (Lightning) and
+``exp_manager`` (NeMo). Inputs are checked before anything is written. Out: a run folder
+``exp_dir/name/version`` (``asr_transfer.layout.run_dir``) with
 TensorBoard logs, checkpoints, the best model as ``.nemo``, ``curves/metrics.csv``, ``throughput.json``,
 the resolved config and the command line. Rerunning a killed run resumes it from its last checkpoint.
 """
@@ -10,9 +12,11 @@ the resolved config and the command line. Rerunning a killed run resumes it from
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import shlex
+import shutil
 import sys
 import types
 from pathlib import Path
@@ -20,8 +24,12 @@ from pathlib import Path
 import torch
 from omegaconf import DictConfig, OmegaConf, open_dict
 
+from asr_transfer.errors import UserError
 from asr_transfer.fileio import atomic_open
-from asr_transfer.training.config import ConfigError, load_config, resolve_trainer
+from asr_transfer.layout import checkpoints_dir, run_dir_of
+from asr_transfer.training.config import ConfigError, load_arch, load_config, resolve_trainer
+
+VOCAB_KINDS = ("char", "bpe", "keep")
 
 
 def make_trainer(cfg: DictConfig):
@@ -32,13 +40,47 @@ def make_trainer(cfg: DictConfig):
     return pl.Trainer(**trainer_cfg)
 
 
+def scratch_model_config(cfg: DictConfig) -> DictConfig:
+    """The architecture of ``init.arch`` with the fine-tuning config's SpecAugment."""
+    model_cfg = load_arch(cfg.init.get("arch"))
+    if cfg.model.get("spec_augment"):
+        with open_dict(model_cfg):
+            model_cfg.spec_augment = cfg.model.spec_augment
+    return model_cfg
+
+
+def check_inputs(cfg: DictConfig) -> None:
+    """Every input a run reads, checked before anything is built or written: the base archive (or the
+    scratch architecture), the vocabulary folder, and both manifests (fields, lines, audio present)."""
+    from asr_transfer.layout import vocab_done_file
+    from asr_transfer.manifests.checks import TRAINING_FIELDS, require_manifest
+    from asr_transfer.nemofile import check_nemo_file
+    from asr_transfer.training.models import local_base_option
+
+    if cfg.init.get("scratch"):
+        load_arch(cfg.init.get("arch"))
+    elif cfg.init.get("nemo"):
+        check_nemo_file(cfg.init.nemo, local_base_option())
+    kind = cfg.vocab.kind
+    if kind not in VOCAB_KINDS:
+        raise ConfigError(f"vocab.kind={kind} is unknown; use one of {', '.join(VOCAB_KINDS)}")
+    if kind != "keep":
+        if not cfg.vocab.get("dir"):
+            raise ConfigError(f"vocab.kind={kind} needs vocab.dir, a folder written by asr-transfer train-tokenizer")
+        done = vocab_done_file(cfg.vocab.dir, "char" if kind == "char" else "bpe")
+        if not done.is_file():
+            raise ConfigError(f"vocab.dir={cfg.vocab.dir} holds no {done.name}; run asr-transfer train-tokenizer first")
+    for role, manifest in (("training manifest", cfg.data.train_manifest), ("dev manifest", cfg.data.dev_manifest)):
+        require_manifest(manifest, TRAINING_FIELDS, audio="exists", role=role)
+
+
 def prepare_model(cfg: DictConfig, trainer=None):
     """The model to train: a restored base with the target vocabulary, or a scratch model."""
     from asr_transfer.training.models import build_model, restore_base, swap_vocabulary
 
     report: dict = {}
     if cfg.init.get("scratch"):
-        model = build_model(cfg.model, cfg.vocab, trainer=None)
+        model = build_model(scratch_model_config(cfg), cfg.vocab, trainer=None)
         report["init"] = "scratch"
     else:
         base = restore_base(cfg.init)
@@ -57,10 +99,10 @@ def prepare_model(cfg: DictConfig, trainer=None):
 def apply_freezing(model, freeze_cfg: DictConfig):
     from asr_transfer.training.freezing import FreezeSchedule, freeze_lower_blocks, reinit_top_blocks
 
-    reinit_top_blocks(model, int(freeze_cfg.get("reinit_top", 0) or 0))
-    keep_norm = bool(freeze_cfg.get("keep_norm_trainable", True))
-    frozen = freeze_lower_blocks(model, int(freeze_cfg.get("encoder_blocks", 0) or 0), keep_norm)
-    until = freeze_cfg.get("until_step")
+    reinit_top_blocks(model, int(freeze_cfg.reinit_top))
+    keep_norm = bool(freeze_cfg.keep_norm_trainable)
+    frozen = freeze_lower_blocks(model, int(freeze_cfg.encoder_blocks), keep_norm)
+    until = freeze_cfg.until_step
     return FreezeSchedule(frozen, keep_norm, int(until) if until is not None else None)
 
 
@@ -97,24 +139,42 @@ def save_run_record(log_dir: Path, cfg: DictConfig, report: dict, argv: list[str
         json.dump(report, handle, indent=2)
 
 
-def main(cfg: DictConfig, argv: list[str] | None = None) -> Path:
+@contextlib.contextmanager
+def removed_on_failure(run: Path):
+    """A run folder this call creates is deleted again if the run fails before its first checkpoint, so
+    that a rerun never mistakes it for progress. A folder that existed (a run being resumed) is kept."""
+    fresh = not run.exists()
+    try:
+        yield
+    except BaseException:
+        if fresh and not any(checkpoints_dir(run).glob("*.ckpt")):
+            shutil.rmtree(run, ignore_errors=True)
+        raise
+
+
+def finetune(cfg: DictConfig, argv: list[str] | None = None) -> Path:
     """Run a fine-tuning job; returns the run folder."""
+    cfg = resolve_trainer(cfg)
+    check_inputs(cfg)
+    torch.manual_seed(int(cfg.seed))
+    trainer = make_trainer(cfg)
+    with removed_on_failure(run_dir_of(cfg.exp_manager)):
+        return train(cfg, trainer, argv)
+
+
+def train(cfg: DictConfig, trainer, argv: list[str] | None) -> Path:
     from nemo.utils.exp_manager import exp_manager
 
     from asr_transfer.training.callbacks import DevCER, MetricsCSV, Throughput
     from asr_transfer.training.data import check_label_lengths, dataset_config
-
-    cfg = resolve_trainer(cfg)
-    torch.manual_seed(int(cfg.get("seed", 0)))
-    trainer = make_trainer(cfg)
-    log_dir = Path(exp_manager(trainer, cfg.get("exp_manager")))
-    model, report = prepare_model(cfg, trainer)
-    freeze_schedule = apply_freezing(model, cfg.get("freeze", {}))
     from asr_transfer.training.freezing import trainable_fraction
 
+    log_dir = Path(exp_manager(trainer, cfg.exp_manager))
+    model, report = prepare_model(cfg, trainer)
+    freeze_schedule = apply_freezing(model, cfg.freeze)
     report["trainable_fraction"] = round(trainable_fraction(model), 4)
     train_manifest = cfg.data.train_manifest
-    if cfg.data.get("check_lengths", True):
+    if cfg.data.check_lengths:
         checked = check_label_lengths(model, train_manifest, str(log_dir), "train")
         report["length_check"] = {"kept": checked.kept, "dropped": checked.dropped, "report": checked.report}
         if checked.dropped:
@@ -124,7 +184,10 @@ def main(cfg: DictConfig, argv: list[str] | None = None) -> Path:
                 file=sys.stderr,
             )
         if checked.kept == 0:
-            raise ConfigError(f"no training utterance fits the encoder's output length; see {checked.report}")
+            raise UserError(
+                f"no training utterance fits the encoder's output length (CTC needs a frame per label; see "
+                f"{checked.report}); use a vocabulary with longer tokens or a base that subsamples less"
+            )
         train_manifest = checked.manifest
     model.setup_training_data(dataset_config(model, train_manifest, cfg.data, train=True))
     model.setup_validation_data(dataset_config(model, cfg.data.dev_manifest, cfg.data, train=False))
@@ -150,32 +213,29 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="asr-transfer finetune",
         description="Fine-tune a NeMo CTC model on a new language or domain: restore a base (init.pretrained or "
-        "init.nemo) or start from scratch (init.scratch=true), swap the vocabulary, freeze or re-initialize "
-        "encoder blocks, train with Lightning and NeMo's exp_manager.",
+        "init.nemo) or start from scratch (init.scratch=true with init.arch), swap the vocabulary, freeze or "
+        "re-initialize encoder blocks, train with Lightning and NeMo's exp_manager. The run folder is "
+        "exp_manager.exp_dir/exp_manager.name/exp_manager.version; a rerun resumes it.",
         epilog="Overrides: key=value changes a key, +key=value adds one, ~key removes one. Example: "
         "asr-transfer finetune --config recipes/conf/quartznet15x5_char.yaml data.train_manifest=train.json "
         "data.dev_manifest=dev.json vocab.dir=tokenizers/de/char trainer.max_steps=20000",
     )
     parser.add_argument("--config", required=True, help="YAML config (recipes/conf/*.yaml)")
+    parser.add_argument(
+        "--print-run-dir", action="store_true", help="print the run folder this config and overrides name, and exit"
+    )
     parser.add_argument("overrides", nargs="*", help="key=value | +key=value | ~key")
     return parser
 
 
-def cli(argv: list[str] | None = None) -> int:
+def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     args = build_parser().parse_args(argv)
-    from asr_transfer.training.models import BaseModelUnavailable
-
-    try:
-        cfg = load_config(args.config, args.overrides)
-        log_dir = main(cfg, argv)
-    except (ConfigError, BaseModelUnavailable, FileNotFoundError) as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 2
+    cfg = load_config(args.config, args.overrides)
+    if args.print_run_dir:
+        print(run_dir_of(cfg.exp_manager))
+        return 0
+    log_dir = finetune(cfg, argv)
     if int(os.environ.get("LOCAL_RANK", "0")) == 0 and int(os.environ.get("NODE_RANK", "0")) == 0:
         print(f"run folder: {log_dir}")
     return 0
-
-
-if __name__ == "__main__":
-    sys.exit(cli())

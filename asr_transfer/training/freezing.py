@@ -10,6 +10,8 @@ from __future__ import annotations
 import torch
 from lightning.pytorch import Callback
 
+from asr_transfer.training.config import ConfigError
+
 NORM_TYPES = (torch.nn.BatchNorm1d, torch.nn.BatchNorm2d, torch.nn.LayerNorm, torch.nn.GroupNorm)
 
 
@@ -20,7 +22,10 @@ def encoder_blocks(model) -> list[torch.nn.Module]:
         return list(encoder.layers)
     if hasattr(encoder, "encoder"):
         return list(encoder.encoder)
-    raise ValueError(f"do not know the blocks of {type(encoder).__name__}")
+    raise ConfigError(
+        f"freezing does not know the blocks of a {type(encoder).__name__} encoder; leave freeze.encoder_blocks "
+        f"and freeze.reinit_top at 0"
+    )
 
 
 def _is_squeeze_excite(module: torch.nn.Module) -> bool:
@@ -32,7 +37,7 @@ def freeze_lower_blocks(model, count: int, keep_norm_trainable: bool = True) -> 
     tutorial does, unless ``keep_norm_trainable`` is false). Returns the frozen blocks."""
     blocks = encoder_blocks(model)
     if count > len(blocks):
-        raise ValueError(f"freeze.encoder_blocks={count}, but the encoder has only {len(blocks)} blocks")
+        raise ConfigError(f"freeze.encoder_blocks={count}, but the encoder has only {len(blocks)} blocks; freeze fewer")
     frozen = blocks[:count]
     for block in frozen:
         for parameter in block.parameters():
@@ -52,7 +57,9 @@ def reinit_top_blocks(model, count: int) -> int:
     """Re-initialize the top ``count`` encoder blocks (Coqui STT's drop_source_layers)."""
     blocks = encoder_blocks(model)
     if count > len(blocks):
-        raise ValueError(f"freeze.reinit_top={count}, but the encoder has only {len(blocks)} blocks")
+        raise ConfigError(
+            f"freeze.reinit_top={count}, but the encoder has only {len(blocks)} blocks; re-initialize fewer"
+        )
     reset = 0
     for block in blocks[len(blocks) - count :]:
         for module in block.modules():

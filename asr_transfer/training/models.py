@@ -16,11 +16,20 @@ from pathlib import Path
 import torch
 from omegaconf import DictConfig, OmegaConf, open_dict
 
+from asr_transfer.errors import UserError
+from asr_transfer.nemofile import check_nemo_file
 from asr_transfer.tokenizers.train import read_labels
+from asr_transfer.training.config import ConfigError
 
 
-class BaseModelUnavailable(RuntimeError):
+class BaseModelUnavailable(UserError):
     pass
+
+
+def local_base_option() -> str:
+    """How messages name the local-base setting: the config key, or the recipe's flag when a recipe runs us
+    (recipes/lib/cv_transfer.sh exports ASR_TRANSFER_BASE_OPTION=--init_nemo)."""
+    return os.environ.get("ASR_TRANSFER_BASE_OPTION", "init.nemo=")
 
 
 def is_bpe(model) -> bool:
@@ -52,8 +61,9 @@ def restore_pretrained(name: str, map_location: str = "cpu"):
             errors.append(f"{candidate}: {type(error).__name__}: {str(error).splitlines()[0][:200]}")
     caches = " and ".join(_hub_cache_dirs())
     raise BaseModelUnavailable(
-        f"could not load pretrained model {name!r} (no network, and no cached copy in {caches}). "
-        f"Download it once where there is network, or set init.nemo=/path/to/model.nemo. Tried: " + "; ".join(errors)
+        f"could not load pretrained model {name!r}: not in the caches ({caches}) and the download failed "
+        f"(tried {'; '.join(errors)}); download it once where there is network, or give "
+        f"{local_base_option()}/path/to/model.nemo"
     )
 
 
@@ -61,13 +71,13 @@ def restore_base(init_cfg: DictConfig, map_location: str = "cpu"):
     from nemo.collections.asr.models import ASRModel
 
     if init_cfg.get("nemo"):
-        path = init_cfg.nemo
-        if not os.path.isfile(path):
-            raise FileNotFoundError(f"init.nemo={path} does not exist")
-        return ASRModel.restore_from(path, map_location=map_location)
+        check_nemo_file(init_cfg.nemo, local_base_option())
+        return ASRModel.restore_from(init_cfg.nemo, map_location=map_location)
     if init_cfg.get("pretrained"):
         return restore_pretrained(init_cfg.pretrained, map_location)
-    raise ValueError("set init.pretrained (a NeMo model name), init.nemo (a .nemo file) or init.scratch=true")
+    raise ConfigError(
+        "no base model is set; set init.pretrained (a NeMo model name), init.nemo (a .nemo file) or init.scratch=true"
+    )
 
 
 def build_model(model_cfg: DictConfig, vocab_cfg: DictConfig, trainer=None):
@@ -139,7 +149,9 @@ def swap_vocabulary(base, vocab_cfg: DictConfig):
     old_vocabulary, old_weight, old_bias = _snapshot_output_layer(base)
     if vocab_cfg.kind == "char":
         if is_bpe(base):
-            raise ValueError("a BPE base cannot take a character target; use vocab.kind=bpe with a SentencePiece dir")
+            raise ConfigError(
+                "a BPE base cannot take a character target; use vocab.kind=bpe with a SentencePiece folder"
+            )
         labels = target_labels(vocab_cfg)
         base.change_vocabulary(new_vocabulary=labels)
         # NeMo leaves cfg.labels at the old alphabet; its transcribe() then warns that the data

@@ -1,8 +1,7 @@
 #!/usr/bin/env bash
 # Adapt a model to a new domain with a new manifest, and measure what it forgot.
-# Usage: recipes/domain/run.sh --model BASE.nemo --train NEW.json --dev NEW_DEV.json
-#        [--original_dev OLD_DEV.json] [--mix_original F --original_train OLD.json] [--out DIR]
-#        [--stage N] [--stop_stage N] [--overrides "trainer.max_steps=500 ..."]
+# Usage: recipes/domain/run.sh --model BASE.nemo --train NEW.json --dev NEW_DEV.json [options]
+#        (relative paths are taken from the current directory)
 #   Stage 0: check inputs
 #   Stage 1: WER of the base on the new domain (and the original one): before
 #   Stage 2: training manifest: the new domain, plus a fraction F of the original data replayed
@@ -10,17 +9,28 @@
 #   Stage 4: WER after, on both domains; RESULTS.md with before/after and what was forgotten
 #   Stage 5: export
 set -euo pipefail
-cd "$(dirname "$0")/../.."
-stage=0; stop_stage=100; model=""; train=""; dev=""; original_dev=""; original_train=""; mix_original=0
-out=exp/domain; overrides=""
-. recipes/lib/stages.sh "$@"
-PY=${PYTHON:-.venv/bin/python}
-cli() { "$PY" -m asr_transfer.cli "$@"; }
-run_dir=$out/finetune/run/v1
+. "$(dirname "$0")/../lib/stages.sh"
+option model "" "the base .nemo to adapt"
+option train "" "training manifest of the new domain"
+option dev "" "dev manifest of the new domain"
+option original_dev "" "dev manifest of the original domain, to measure forgetting"
+option original_train "" "training manifest of the original domain, for --mix_original"
+option mix_original 0 "fraction of --original_train replayed during training"
+option out exp/domain "output folder"
+option overrides "" "asr-transfer finetune overrides, e.g. \"trainer.max_steps=500\""
+parse_options "$@"
+export ASR_TRANSFER_BASE_OPTION=--model
+finetune_args=(--config "$repo/recipes/conf/domain.yaml" init.nemo="$model" data.train_manifest="$out/train_mix.json"
+    data.dev_manifest="$dev" exp_manager.exp_dir="$out/finetune")
+# shellcheck disable=SC2206  # overrides are separate key=value words
+finetune_args+=($overrides)
+run_dir=$(cli finetune "${finetune_args[@]}" --print-run-dir)
 
 if run_stage 0; then
     log_stage 0 "check inputs" "$model $train $dev" "-"
-    for f in "$model" "$train" "$dev"; do [ -f "$f" ] || { echo "error: --model, --train and --dev must be files ($f)" >&2; exit 2; }; done
+    for f in "$model" "$train" "$dev"; do
+        [ -f "$f" ] || { echo "error: --model, --train and --dev must be files (${f:-none given}); see --help" >&2; exit 2; }
+    done
     if [ "$mix_original" != 0 ] && [ ! -f "$original_train" ]; then
         echo "error: --mix_original needs --original_train OLD.json" >&2; exit 2
     fi
@@ -44,14 +54,13 @@ if run_stage 2; then
 fi
 if run_stage 3; then
     log_stage 3 "fine-tune" "$out/train_mix.json" "$run_dir"
-    # shellcheck disable=SC2086
-    cli finetune --config recipes/conf/domain.yaml init.nemo="$model" data.train_manifest="$out/train_mix.json" \
-        data.dev_manifest="$dev" exp_manager.exp_dir="$out/finetune" $overrides
+    cli finetune "${finetune_args[@]}"
 fi
 if run_stage 4; then
-    log_stage 4 "evaluate after" "$run_dir" "$out/RESULTS.md"
-    evaluate_all "$(ls "$run_dir"/checkpoints/*.nemo | head -1)" after
-    "$PY" -m asr_transfer.training.report domain "$out" > "$out/RESULTS.md"
+    best=$(cli export --print-best "$run_dir")
+    log_stage 4 "evaluate after" "$best" "$out/RESULTS.md"
+    evaluate_all "$best" after
+    cli report domain "$out" > "$out/RESULTS.md"
     cat "$out/RESULTS.md"
 fi
 if run_stage 5; then

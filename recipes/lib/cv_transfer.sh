@@ -1,29 +1,38 @@
-# Shared driver of the Common Voice transfer recipes (recipes/<lang>/run.sh sets lang and base, then
-# sources this file with the command line). Stages:
+# Shared driver of the Common Voice transfer recipes: recipes/<lang>/run.sh sets lang and base and its
+# header comment, then sources this file with the command line. Stages:
 #   0 check input   1 manifests   2 tokenizer   3 fine-tune   4 evaluate dev and test   5 export
-# Options: --stage N --stop_stage N --base quartznet|conformer|citrinet --bpe_size N --out DIR
-#          --init_nemo BASE.nemo (instead of downloading the base) --jobs N
-#          --overrides "key=value ..." (passed to asr-transfer finetune)
 set -euo pipefail
-stage=0; stop_stage=100; bpe_size=1024; out=exp/$lang; jobs=$(nproc); init_nemo=""; overrides=""
-. "$(dirname "${BASH_SOURCE[0]}")/stages.sh" "$@"
-[ $# -ge 1 ] || { sed -n '2,/^$/s/^# \{0,1\}//p' "$0"; echo "error: give CV_DIR_OR_TARBALL" >&2; exit 2; }
+. "$(dirname "${BASH_SOURCE[0]}")/stages.sh"
+option lang "$lang" "language (a file of asr_transfer/languages)"
+option base "$base" "quartznet (characters), conformer (SentencePiece BPE) or citrinet (characters)"
+option bpe_size 1024 "SentencePiece vocabulary size, for --base conformer"
+option out "" "output folder, relative to the current directory (default exp/LANG)"
+option jobs "$(nproc)" "worker processes for data preparation"
+option init_nemo "" "a local base .nemo, instead of --base's pretrained model"
+option overrides "" "asr-transfer finetune overrides, e.g. \"trainer.max_steps=50000\""
+parse_options "$@"; set -- "${positional[@]+"${positional[@]}"}"
+[ $# -eq 1 ] || { echo "error: give one CV_DIR_OR_TARBALL; $(basename "$0") --help explains" >&2; exit 2; }
 source_path=$1
-PY=${PYTHON:-.venv/bin/python}
-cli() { "$PY" -m asr_transfer.cli "$@"; }
+out=${out:-exp/$lang}
+# Errors about the base name the recipe's option, not the config key.
+export ASR_TRANSFER_BASE_OPTION=--init_nemo
 
 case "$base" in
-    quartznet) conf=recipes/conf/quartznet15x5_char.yaml; kind=char ;;
-    conformer) conf=recipes/conf/conformer_ctc_bpe.yaml; kind=bpe ;;
-    citrinet)  conf=recipes/conf/citrinet_zh_char.yaml; kind=char ;;
-    *) echo "error: --base must be quartznet, conformer or citrinet" >&2; exit 2 ;;
+    quartznet) conf=$repo/recipes/conf/quartznet15x5_char.yaml; kind=char ;;
+    conformer) conf=$repo/recipes/conf/conformer_ctc_bpe.yaml; kind=bpe ;;
+    citrinet)  conf=$repo/recipes/conf/citrinet_zh_char.yaml; kind=char ;;
+    *) echo "error: --base $base is unknown; use quartznet, conformer or citrinet" >&2; exit 2 ;;
 esac
 data=$out/data
 tokenizers=$out/tokenizers
-if [ "$kind" = char ]; then vocab_dir=$tokenizers/$lang/char; else vocab_dir=$tokenizers/$lang/spe_bpe_v$bpe_size; fi
-run_dir=$out/finetune/run/v1
+vocab_dir=$(cli train-tokenizer "$tokenizers" --lang "$lang" --kind "$kind" --vocab-size "$bpe_size" --print-dir)
 model=$out/${lang}_${base}.nemo
-init_args=(); [ -n "$init_nemo" ] && init_args=(init.nemo="$init_nemo")
+finetune_args=(--config "$conf" vocab.kind="$kind" vocab.dir="$vocab_dir" data.train_manifest="$data/train.json"
+    data.dev_manifest="$data/dev.json" exp_manager.exp_dir="$out/finetune")
+[ -n "$init_nemo" ] && finetune_args+=(init.nemo="$init_nemo")
+# shellcheck disable=SC2206  # overrides are separate key=value words
+finetune_args+=($overrides)
+run_dir=$(cli finetune "${finetune_args[@]}" --print-run-dir)
 
 if run_stage 0; then
     log_stage 0 "check input" "$source_path" "$data/extracted (tarballs only)"
@@ -35,23 +44,17 @@ if run_stage 1; then
 fi
 if run_stage 2; then
     log_stage 2 "tokenizer ($kind)" "$data/train.json" "$vocab_dir"
-    if [ "$kind" = char ]; then
-        cli train-tokenizer "$tokenizers" --manifest "$data/train.json" --lang "$lang" --kind char
-    else
-        cli train-tokenizer "$tokenizers" --manifest "$data/train.json" --lang "$lang" --kind bpe --vocab-size "$bpe_size"
-    fi
+    cli train-tokenizer "$tokenizers" --manifest "$data/train.json" --lang "$lang" --kind "$kind" --vocab-size "$bpe_size"
 fi
 if run_stage 3; then
     log_stage 3 "fine-tune $base" "$data/train.json" "$run_dir"
-    # shellcheck disable=SC2086  # overrides are separate key=value words
-    cli finetune --config "$conf" vocab.dir="$vocab_dir" data.train_manifest="$data/train.json" \
-        data.dev_manifest="$data/dev.json" exp_manager.exp_dir="$out/finetune" "${init_args[@]}" $overrides
+    cli finetune "${finetune_args[@]}"
 fi
 if run_stage 4; then
+    best=$(cli export --print-best "$run_dir")
     for split in dev test; do
-        log_stage 4 "evaluate $split" "$run_dir" "$out/eval_$split/summary.json"
-        cli evaluate --model "$(ls "$run_dir"/checkpoints/*.nemo | head -1)" --manifest "$data/$split.json" \
-            --out "$out/eval_$split"
+        log_stage 4 "evaluate $split" "$best" "$out/eval_$split/summary.json"
+        cli evaluate --model "$best" --manifest "$data/$split.json" --out "$out/eval_$split"
     done
 fi
 if run_stage 5; then

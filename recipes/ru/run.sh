@@ -1,8 +1,7 @@
 #!/usr/bin/env bash
 # Russian Common Voice: English QuartzNet 15x5 -> Russian characters (--base conformer: Conformer-CTC -> BPE).
-# Usage: recipes/ru/run.sh CV_DIR_OR_TARBALL [--stage N] [--stop_stage N] [--base quartznet|conformer]
-#        [--init_nemo BASE.nemo] [--overrides "trainer.max_steps=50000 ..."]
-cd "$(dirname "$0")/../.."
+# Usage: recipes/ru/run.sh CV_DIR_OR_TARBALL [options]   (relative paths are taken from the current directory)
+#   Stage 0: check input   1: manifests   2: tokenizer   3: fine-tune   4: evaluate dev and test   5: export
 lang=ru
 base=quartznet
-. recipes/lib/cv_transfer.sh "$@"
+. "$(dirname "$0")/../lib/cv_transfer.sh" "$@"

@@ -1,8 +1,7 @@
 #!/usr/bin/env bash
 # Cantonese Common Voice (yue, or zh-HK with --lang zh-HK): Mandarin Citrinet-512 -> Cantonese characters.
-# Usage: recipes/yue/run.sh CV_DIR_OR_TARBALL [--lang zh-HK] [--stage N] [--stop_stage N]
-#        [--init_nemo BASE.nemo] [--overrides "trainer.max_steps=50000 ..."]
-cd "$(dirname "$0")/../.."
+# Usage: recipes/yue/run.sh CV_DIR_OR_TARBALL [options]   (relative paths are taken from the current directory)
+#   Stage 0: check input   1: manifests   2: tokenizer   3: fine-tune   4: evaluate dev and test   5: export
 lang=yue
 base=citrinet
-. recipes/lib/cv_transfer.sh "$@"
+. "$(dirname "$0")/../lib/cv_transfer.sh" "$@"

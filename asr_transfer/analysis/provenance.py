@@ -10,7 +10,6 @@ import argparse
 import hashlib
 import json
 import os
-import sys
 
 from omegaconf import OmegaConf
 
@@ -51,15 +50,15 @@ def write_provenance(model_path: str, config_path: str, eval_summary: str, note:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("model")
-    parser.add_argument("--config", required=True)
-    parser.add_argument("--eval", required=True)
-    parser.add_argument("--note", default="")
+    parser = argparse.ArgumentParser(
+        prog="asr-transfer provenance",
+        description="Write MODEL.provenance.json beside a shipped .nemo: sha256, size, parameters, labels, the dev "
+        "WER and CER of an evaluation, the training run's resolved config and a note (data, seed, command).",
+    )
+    parser.add_argument("model", help="the .nemo file")
+    parser.add_argument("--config", required=True, help="the run's finetune_config.yaml")
+    parser.add_argument("--eval", required=True, help="summary.json of asr-transfer evaluate on dev")
+    parser.add_argument("--note", default="", help="free text: the data, seed and command that made the model")
     args = parser.parse_args(argv)
     print(f"wrote {write_provenance(args.model, args.config, args.eval, args.note)}")
     return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -20,7 +20,6 @@ import csv
 import json
 import math
 import os
-import sys
 from dataclasses import asdict, dataclass
 
 import torch
@@ -201,7 +200,7 @@ def plot_changes(changes: list[LayerChange], out_png: str, title: str = "weight 
 
 
 def inspect_files(base_path: str, tuned_path: str) -> list[LayerChange]:
-    from asr_transfer.training.inference import load_model
+    from asr_transfer.inference.model import load_model
 
     return layer_changes(load_model(base_path, "cpu"), load_model(tuned_path, "cpu"))
 
@@ -222,11 +221,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    try:
-        changes = inspect_files(args.base, args.tuned)
-    except FileNotFoundError as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 2
+    changes = inspect_files(args.base, args.tuned)
     print(format_table(changes))
     print(describe(changes))
     if args.csv:
@@ -238,7 +233,3 @@ def main(argv: list[str] | None = None) -> int:
         plot_changes(changes, args.plot, f"{os.path.basename(args.tuned)} against {os.path.basename(args.base)}")
         print(f"wrote {args.plot}")
     return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -1,23 +1,24 @@
 """Loading a ``.nemo`` model for inference and transcribing with NeMo's decoders.
 
-In: a ``.nemo`` path, audio paths, a decoding choice (``greedy``: NeMo's batched greedy CTC decoder,
-with CUDA graphs on GPU; ``beam``: NeMo's batched CTC beam search, ``--beam-size``). Out: transcripts.
+In: a ``.nemo`` path (checked to be a complete archive first), audio paths, a decoding choice
+(``greedy``: NeMo's batched greedy CTC decoder, with CUDA graphs on GPU; ``beam``: NeMo's batched CTC
+beam search, ``--beam-size``). Out: transcripts.
 """
 
 from __future__ import annotations
 
-import os
-
 import torch
 from omegaconf import open_dict
 
+from asr_transfer.errors import UserError
+from asr_transfer.nemofile import check_nemo_file
 
-def load_model(path: str, device: str | None = None):
+
+def load_model(path: str, device: str | None = None, named: str = "--model"):
     from nemo.collections.asr.models import ASRModel
     from nemo.utils import logging as nemo_logging
 
-    if not os.path.isfile(path):
-        raise FileNotFoundError(f"model {path} does not exist")
+    check_nemo_file(path, named)
     device = device or ("cuda" if torch.cuda.is_available() else "cpu")
     # Restoring a model without its training data warns with the whole dataset config; for
     # evaluation and transcription that is noise that buries the result line.
@@ -37,7 +38,7 @@ def set_decoding(model, decoding: str = "greedy", beam_size: int = 4) -> None:
             config.beam.beam_size = int(beam_size)
             config.beam.return_best_hypothesis = True
         else:
-            raise ValueError(f"--decoding must be greedy or beam, not {decoding!r}")
+            raise UserError(f"--decoding {decoding} is unknown; use greedy or beam")
     model.change_decoding_strategy(config, verbose=False)
 
 

@@ -3,9 +3,9 @@
 In: run folders (their ``curves/metrics.csv``) and evaluation summaries (``summary.json``). Out: a PNG of dev
 WER against training steps, one line per run, and Markdown on stdout.
 
-``python -m asr_transfer.training.report curves OUT.png LABEL=RUN_DIR ...``
-``python -m asr_transfer.training.report demo DEMO_DIR`` (transfer against scratch, used by make demo)
-``python -m asr_transfer.training.report domain OUT_DIR`` (before/after on the new and original domain)
+``asr-transfer report curves OUT.png LABEL=RUN_DIR ...``
+``asr-transfer report demo DEMO_DIR --transfer RUN --scratch RUN`` (transfer against scratch, make demo)
+``asr-transfer report domain OUT_DIR`` (before/after on the new and original domain)
 """
 
 from __future__ import annotations
@@ -14,10 +14,9 @@ import argparse
 import csv
 import json
 import os
-import sys
 
+from asr_transfer.layout import metrics_path
 from asr_transfer.plotting import saved_figure
-from asr_transfer.training.callbacks import metrics_path
 
 
 def read_points(run_dir: str | os.PathLike) -> list[dict]:
@@ -67,16 +66,9 @@ def _rate(summary: dict | None, key: str) -> str:
     return "-" if not summary or summary.get(key) is None else f"{summary[key]:.3f}"
 
 
-def demo_run_dir(demo_dir: str, arm: str) -> str:
-    """Where recipes/demo/run.sh puts an arm's run (exp_manager: exp_dir/name/version)."""
-    return os.path.join(demo_dir, "runs", arm, "v1")
-
-
-def demo_report(demo_dir: str) -> str:
-    runs = {
-        "transfer from English": demo_run_dir(demo_dir, "transfer"),
-        "from scratch": demo_run_dir(demo_dir, "scratch"),
-    }
+def demo_report(demo_dir: str, transfer_run: str, scratch_run: str) -> str:
+    """RESULTS.md of the demo; the test summaries are ``DEMO_DIR/eval_{transfer,scratch}/summary.json``."""
+    runs = {"transfer from English": transfer_run, "from scratch": scratch_run}
     png = os.path.join(demo_dir, "dev_wer.png")
     plot_curves(runs, png, "German (synthetic Common Voice): dev WER, same step budget")
     lines = [
@@ -87,8 +79,7 @@ def demo_report(demo_dir: str) -> str:
         "| arm | test WER | test CER | dev WER (last) | best dev WER |",
         "|---|---|---|---|---|",
     ]
-    for label, run_dir in runs.items():
-        arm = os.path.basename(os.path.dirname(run_dir))
+    for (label, run_dir), arm in zip(runs.items(), ("transfer", "scratch"), strict=True):
         test = load_summary(os.path.join(demo_dir, f"eval_{arm}", "summary.json"))
         _, wers = read_curve(run_dir)
         lines.append(
@@ -117,22 +108,26 @@ def domain_report(out_dir: str) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(
+        prog="asr-transfer report",
+        description="Reports of finished runs: a PNG of dev WER against steps, and the RESULTS.md tables of the "
+        "demo and domain recipes (printed on stdout).",
+    )
     commands = parser.add_subparsers(dest="command", required=True)
-    curves = commands.add_parser("curves")
-    curves.add_argument("png")
-    curves.add_argument("runs", nargs="+", help="LABEL=RUN_DIR")
-    commands.add_parser("demo").add_argument("dir")
-    commands.add_parser("domain").add_argument("dir")
+    curves = commands.add_parser("curves", help="dev WER against steps of several runs, in one PNG")
+    curves.add_argument("png", help="the PNG to write")
+    curves.add_argument("runs", nargs="+", help="LABEL=RUN_DIR, one per line of the plot")
+    demo = commands.add_parser("demo", help="transfer against scratch: RESULTS.md on stdout, DEMO_DIR/dev_wer.png")
+    demo.add_argument("dir", help="the demo's output folder, holding eval_transfer/ and eval_scratch/")
+    demo.add_argument("--transfer", required=True, help="run folder of the transferred model")
+    demo.add_argument("--scratch", required=True, help="run folder of the model trained from scratch")
+    domain = commands.add_parser("domain", help="before/after WER on the new and the original domain")
+    domain.add_argument("dir", help="the domain recipe's output folder, holding eval_{before,after}_{new,original}/")
     args = parser.parse_args(argv)
     if args.command == "curves":
         plot_curves(dict(run.split("=", 1) for run in args.runs), args.png)
     elif args.command == "demo":
-        print(demo_report(args.dir))
+        print(demo_report(args.dir, args.transfer, args.scratch))
     else:
         print(domain_report(args.dir))
     return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -1,0 +1,61 @@
+"""``asr-transfer export --run exp/<recipe>/<run>/<version> --out model.nemo``: a stand-alone model.
+
+In: a fine-tuning run folder (its best model, :func:`asr_transfer.layout.best_nemo`) or a ``.nemo``
+file. Out: a ``.nemo`` that stock NeMo loads with ``ASRModel.restore_from`` and transcribes with,
+without this package: the training data paths (local to the machine that trained) are cleared.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+from pathlib import Path
+
+from omegaconf import open_dict
+
+from asr_transfer.fileio import atomic_path
+from asr_transfer.layout import best_nemo
+from asr_transfer.nemofile import check_nemo_file
+
+
+def export(run: str, out: str) -> Path:
+    from nemo.collections.asr.models import ASRModel
+
+    source = best_nemo(run)
+    check_nemo_file(source, "--run")
+    model = ASRModel.restore_from(str(source), map_location="cpu")
+    with open_dict(model.cfg):
+        for key in ("train_ds", "validation_ds", "test_ds"):
+            if key in model.cfg and model.cfg[key] is not None:
+                model.cfg[key].manifest_filepath = None
+    os.makedirs(os.path.dirname(os.path.abspath(out)), exist_ok=True)
+    with atomic_path(out) as tmp:
+        model.save_to(tmp)
+    return source
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="asr-transfer export",
+        description="Write a run's best model as a stand-alone .nemo that stock NeMo restores and transcribes with, "
+        "without this package; the training data paths of the machine that trained it are cleared.",
+        epilog="The best model of a run folder exp_dir/name/version is checkpoints/<name>.nemo, which NeMo "
+        "rewrites from each new best checkpoint. Recipes ask for it with --print-best.",
+    )
+    parser.add_argument("--run", help="a run folder (exp_dir/name/version) or a .nemo file")
+    parser.add_argument("--out", help="the .nemo to write")
+    parser.add_argument("--print-best", metavar="RUN", help="print the best .nemo of this run folder and exit")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.print_best:
+        print(best_nemo(args.print_best))
+        return 0
+    if not (args.run and args.out):
+        parser.error("give --run RUN and --out MODEL.nemo (or --print-best RUN)")
+    source = export(args.run, args.out)
+    print(f"exported {source} -> {args.out}")
+    return 0

@@ -1,0 +1,64 @@
+"""``asr-transfer transcribe --model M.nemo FILES... | --manifest M``: transcripts of audio.
+
+In: a ``.nemo`` model and audio files or a manifest. Out: ``path<TAB>transcript`` lines on stdout, or
+with ``--out F`` a NeMo manifest whose ``pred_text`` holds the transcript.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+
+from asr_transfer.errors import InputError
+from asr_transfer.fileio import read_manifest, write_manifest
+from asr_transfer.inference.model import load_model, set_decoding, transcribe_paths
+from asr_transfer.manifests.checks import require_manifest
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="asr-transfer transcribe",
+        description="Transcribe audio files, or the audio of a NeMo manifest, with a .nemo model and NeMo's CTC "
+        "decoders. Prints one 'path<TAB>transcript' line per file, or writes a manifest with pred_text.",
+        epilog="Examples: asr-transfer transcribe --model de.nemo a.wav b.flac; "
+        "asr-transfer transcribe --model de.nemo --manifest test.json --out predictions.json",
+    )
+    parser.add_argument("files", nargs="*", help="audio files (any format libsndfile reads: WAV, FLAC, MP3, OGG)")
+    parser.add_argument("--model", required=True, help="the .nemo model")
+    parser.add_argument("--manifest", help="transcribe the audio of this NeMo manifest instead of FILES")
+    parser.add_argument("--out", help="write a manifest (the input lines plus pred_text) here instead of printing")
+    parser.add_argument(
+        "--decoding", choices=["greedy", "beam"], default="greedy", help="greedy or beam search (default greedy)"
+    )
+    parser.add_argument("--beam-size", type=int, default=4, help="hypotheses kept by --decoding beam (default 4)")
+    parser.add_argument("--batch-size", type=int, default=8, help="utterances decoded together (default 8)")
+    return parser
+
+
+def audio_entries(args: argparse.Namespace) -> list[dict]:
+    """The utterances to transcribe, each checked to exist before the model is loaded."""
+    if args.manifest:
+        require_manifest(args.manifest, ("audio_filepath",), audio="open", role="manifest")
+        return list(read_manifest(args.manifest, ("audio_filepath",)))
+    missing = [path for path in args.files if not os.path.isfile(path)]
+    if missing:
+        raise InputError(f"audio file {missing[0]} does not exist ({len(missing)} missing in all); check the paths")
+    return [{"audio_filepath": path} for path in args.files]
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if bool(args.files) == bool(args.manifest):
+        parser.error("give audio FILES or --manifest, not both or neither")
+    entries = audio_entries(args)
+    model = load_model(args.model)
+    set_decoding(model, args.decoding, args.beam_size)
+    texts = transcribe_paths(model, [entry["audio_filepath"] for entry in entries], args.batch_size)
+    if args.out:
+        write_manifest(args.out, [{**entry, "pred_text": text} for entry, text in zip(entries, texts, strict=True)])
+        print(f"wrote {len(texts)} transcripts to {args.out}")
+    else:
+        for entry, text in zip(entries, texts, strict=True):
+            print(f"{entry['audio_filepath']}\t{text}")
+    return 0

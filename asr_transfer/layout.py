@@ -1,0 +1,67 @@
+"""Where things live: the folder and file names that more than one step must agree on.
+
+In: a root folder and the inputs that name an output (language, vocabulary kind and size; a run's
+``exp_manager`` settings). Out: paths. A step's skip check and its writer both call these; the recipes
+ask for them through the console script (``train-tokenizer --print-dir``, ``finetune --print-run-dir``,
+``export --print-best``) instead of spelling them out, so a folder name is decided here and nowhere else.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from asr_transfer.errors import InputError
+
+CHAR = "char"
+SENTENCEPIECE_KINDS = ("bpe", "unigram")
+
+
+def vocab_dir(root: str | os.PathLike, lang: str, kind: str, vocab_size: int | None = None) -> Path:
+    """``ROOT/<lang>/char`` or ``ROOT/<lang>/spe_<kind>_v<N>``: the folder name encodes its inputs."""
+    if kind == CHAR:
+        return Path(root) / lang / CHAR
+    return Path(root) / lang / f"spe_{kind}_v{vocab_size}"
+
+
+def vocab_done_file(folder: str | os.PathLike, kind: str) -> Path:
+    """The file whose presence means a vocabulary folder is complete (written last, or moved in whole)."""
+    return Path(folder) / ("vocab.txt" if kind == CHAR else "tokenizer.model")
+
+
+def run_dir(exp_dir: str | os.PathLike, name: str, version: str) -> Path:
+    """A fine-tuning run's folder, as NeMo's exp_manager lays it out: ``exp_dir/name/version``."""
+    return Path(exp_dir) / str(name) / str(version)
+
+
+def run_dir_of(exp_manager_cfg) -> Path:
+    """The run folder a fine-tuning config's ``exp_manager`` section names."""
+    return run_dir(exp_manager_cfg.exp_dir, exp_manager_cfg.name, exp_manager_cfg.version)
+
+
+def checkpoints_dir(run: str | os.PathLike) -> Path:
+    return Path(run) / "checkpoints"
+
+
+def metrics_path(run: str | os.PathLike) -> Path:
+    """The dev-metrics curve of a run. In a folder because exp_manager moves a resumed run's loose files."""
+    return Path(run) / "curves" / "metrics.csv"
+
+
+def best_nemo(run: str | os.PathLike) -> Path:
+    """The run's best model: ``checkpoints/<exp_manager.name>.nemo``, which NeMo's checkpoint callback
+    rewrites from each new best checkpoint and at the end of training from the best one.
+
+    Other ``.nemo`` files there are not it: ``<name>-last.nemo`` is the last step, and ``<name>-v1.nemo``
+    is the backup NeMo moves the previous best to while it writes the new one (left behind only by a
+    kill). A ``.nemo`` file given instead of a run folder is its own best."""
+    path = Path(run)
+    if path.is_file() and path.suffix == ".nemo":
+        return path
+    best = checkpoints_dir(path) / f"{path.resolve().parent.name}.nemo"
+    if not best.is_file():
+        raise InputError(
+            f"{run} holds no {best.relative_to(path)}; give a fine-tuning run folder (exp_dir/name/version) "
+            f"whose training validated at least once"
+        )
+    return best

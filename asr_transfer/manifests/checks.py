@@ -1,0 +1,106 @@
+"""Checks of a NeMo manifest before expensive work starts (training, transcription, tokenizer training).
+
+In: a manifest path, the fields its lines need, and how far to check the audio (``None``: not at all,
+``"exists"``: the file is there, ``"open"``: libsndfile can read its header). Out: the problems found,
+one string per bad line (:func:`manifest_problems`, used by ``manifest validate``), or
+:func:`require_manifest`, which raises one :class:`ManifestError` naming the first problem and how
+many there are, or saying the manifest is empty, and otherwise returns the number of utterances.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from collections.abc import Iterator
+
+from asr_transfer.errors import ManifestError
+from asr_transfer.fileio import parse_manifest_line
+
+TRAINING_FIELDS = ("audio_filepath", "duration", "text")
+AUDIO_FIELDS = ("audio_filepath",)
+AUDIO_CHECKS = (None, "exists", "open")
+
+
+def audio_path(path: str, manifest_dir: str) -> str:
+    """Where NeMo finds a manifest's audio: absolute, or relative to the manifest's folder."""
+    return path if os.path.isabs(path) else os.path.join(manifest_dir, path)
+
+
+def audio_problem(path: str, manifest_dir: str, check: str | None = "open") -> str | None:
+    if check is None:
+        return None
+    full = audio_path(path, manifest_dir)
+    if not os.path.isfile(full):
+        return "audio file missing"
+    if check == "open":
+        import soundfile
+
+        try:
+            soundfile.info(full)
+        except Exception as error:  # libsndfile raises several types
+            return f"audio unreadable ({' '.join(str(error).split())[:80]})"
+    return None
+
+
+def entry_problems(entry: dict, fields: tuple[str, ...]) -> Iterator[str]:
+    """Field-level problems of a parsed line (its audio is checked separately)."""
+    if "duration" in fields:
+        duration = entry["duration"]
+        if not isinstance(duration, (int, float)) or not math.isfinite(duration) or duration <= 0:
+            yield f"duration {duration!r} is not a positive number"
+    if "text" in fields and not str(entry["text"]).strip():
+        yield "empty text"
+
+
+def iter_problems(path: str, fields: tuple[str, ...], audio: str | None) -> Iterator[tuple[str, str, dict | None]]:
+    """``(where, problem, entry)`` for every problem and ``(where, "", entry)`` for every sound line, in
+    file order; ``where`` is ``path:line`` and ``entry`` is None for a line that does not parse."""
+    if audio not in AUDIO_CHECKS:
+        raise ValueError(f"audio check must be one of {AUDIO_CHECKS}, not {audio!r}")
+    if not os.path.isfile(path):
+        raise ManifestError(f"manifest {path} does not exist; check the path")
+    manifest_dir = os.path.dirname(os.path.abspath(path))
+    with open(path, encoding="utf-8") as handle:
+        for number, line in enumerate(handle, start=1):
+            if not line.strip():
+                continue
+            where = f"{path}:{number}"
+            try:
+                entry = parse_manifest_line(line, where, fields)
+            except ManifestError as error:
+                yield where, str(error).split("; ")[0], None
+                continue
+            found = [f"{where}: {problem}" for problem in entry_problems(entry, fields)]
+            missing_audio = (
+                audio_problem(entry["audio_filepath"], manifest_dir, audio) if "audio_filepath" in entry else None
+            )
+            if missing_audio:
+                found.append(f"{where}: {missing_audio}: {entry['audio_filepath']}")
+            for problem in found or [""]:
+                yield where, problem, entry
+
+
+def manifest_problems(path: str, fields: tuple[str, ...] = TRAINING_FIELDS, audio: str | None = "open") -> list[str]:
+    return [problem for _, problem, _ in iter_problems(path, fields, audio) if problem]
+
+
+def require_manifest(
+    path: str, fields: tuple[str, ...] = TRAINING_FIELDS, audio: str | None = "exists", role: str = "manifest"
+) -> int:
+    """The number of utterances of a sound manifest; else one :class:`ManifestError` that says what to do."""
+    problems, sound = [], set()
+    for where, problem, _ in iter_problems(path, fields, audio):
+        if problem:
+            problems.append(problem)
+        else:
+            sound.add(where)
+    utterances = len(sound)
+    if problems:
+        more = f" and {len(problems) - 1} more" if len(problems) > 1 else ""
+        raise ManifestError(
+            f"the {role} {problems[0]}{more}; fix the manifest "
+            f"(`asr-transfer manifest validate {path}` lists every problem)"
+        )
+    if utterances == 0:
+        raise ManifestError(f"the {role} {path} holds no utterances; give a manifest with at least one line")
+    return utterances
