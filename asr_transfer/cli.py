@@ -51,7 +51,7 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     command = COMMANDS.get(argv[0])
     if command is None:
-        print(f"error: unknown command {argv[0]!r}\n\n{usage()}", file=sys.stderr)
+        print(f"error: unknown command {argv[0]!r}; use one of the commands below\n\n{usage()}", file=sys.stderr)
         return 2
     from asr_transfer.errors import USER_ERROR_EXIT, UserError
 

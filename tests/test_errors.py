@@ -278,3 +278,9 @@ def test_finetune_configs_hold_only_what_finetuning_reads():
         "quartznet15x5_char.yaml",
         "tiny_quartznet_char.yaml",
     ]
+
+
+def test_unset_config_keys_are_named(capsys):
+    code, _, err = run(capsys, "finetune", "--config", str(CONF / "tiny_quartznet_char.yaml"))
+    assert code == 2
+    assert_one_error_line(err, "data.dev_manifest, data.train_manifest, vocab.dir unset")

@@ -35,7 +35,7 @@ def test_validate_finds_each_problem(tmp_path, prepared_de, capsys):
     problems = validate_manifest(str(bad), "de")
     assert any("audio file missing" in p for p in problems)
     assert any("missing field audio_filepath" in p for p in problems)
-    assert any("not JSON" in p for p in problems)
+    assert any("not a JSON manifest line" in p for p in problems)
     assert any("not a positive number" in p for p in problems)
     assert any("outside the de alphabet" in p for p in problems)
     assert main(["validate", str(bad)]) == 1

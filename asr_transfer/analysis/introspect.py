@@ -202,7 +202,7 @@ def plot_changes(changes: list[LayerChange], out_png: str, title: str = "weight 
 def inspect_files(base_path: str, tuned_path: str) -> list[LayerChange]:
     from asr_transfer.inference.model import load_model
 
-    return layer_changes(load_model(base_path, "cpu"), load_model(tuned_path, "cpu"))
+    return layer_changes(load_model(base_path, "cpu", named="--base"), load_model(tuned_path, "cpu", named="--tuned"))
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -307,11 +307,16 @@ def inspect_arms(cfg: DictConfig, out: Path, results: list[RunResult]) -> dict[s
 def evaluate_base(cfg: DictConfig, out: Path, paths: dict) -> dict | None:
     from asr_transfer.analysis.report import load_summary
     from asr_transfer.inference.evaluate import evaluate
+    from asr_transfer.inference.model import load_model
 
     if not cfg.evaluate_base or not cfg.base.nemo:
         return None
     path = out / "base_eval" / "summary.json"
-    return load_summary(str(path)) or evaluate(cfg.base.nemo, paths["test"], out_dir=str(path.parent))
+    done = load_summary(str(path))
+    if done:
+        return done
+    model = load_model(cfg.base.nemo, named="base.nemo=")
+    return evaluate(cfg.base.nemo, paths["test"], out_dir=str(path.parent), model=model)
 
 
 def run_study(cfg: DictConfig, command_line: str = "", jobs: int | None = None) -> Path:

@@ -57,6 +57,9 @@ def check_inputs(cfg: DictConfig) -> None:
     from asr_transfer.nemofile import check_nemo_file
     from asr_transfer.training.models import local_base_option
 
+    missing = sorted(OmegaConf.missing_keys(cfg))
+    if missing:
+        raise ConfigError(f"the config leaves {', '.join(missing)} unset (???); give each as an override, KEY=VALUE")
     if cfg.init.get("scratch"):
         load_arch(cfg.init.get("arch"))
     elif cfg.init.get("nemo"):
