@@ -1,10 +1,10 @@
 """Checks of a NeMo manifest before expensive work starts (training, transcription, tokenizer training).
 
 In: a manifest path, the fields its lines need, and how far to check the audio (``None``: not at all,
-``"exists"``: the file is there, ``"open"``: libsndfile can read its header). Out: the problems found,
-one string per bad line (:func:`manifest_problems`, used by ``manifest validate``), or
-:func:`require_manifest`, which raises one :class:`ManifestError` naming the first problem and how
-many there are, or saying the manifest is empty, and otherwise returns the number of utterances.
+``"exists"``: the file is there, ``"open"``: libsndfile can read its header). Out: every problem, in
+file order (:func:`iter_problems`, behind ``manifest validate``), or :func:`require_manifest`, which
+raises one :class:`ManifestError` naming the first problem and how many there are, or saying the
+manifest is empty, and otherwise returns the number of utterances. Both stream the file.
 """
 
 from __future__ import annotations
@@ -80,25 +80,21 @@ def iter_problems(path: str, fields: tuple[str, ...], audio: str | None) -> Iter
                 yield where, problem, entry
 
 
-def manifest_problems(path: str, fields: tuple[str, ...] = TRAINING_FIELDS, audio: str | None = "open") -> list[str]:
-    return [problem for _, problem, _ in iter_problems(path, fields, audio) if problem]
-
-
 def require_manifest(
     path: str, fields: tuple[str, ...] = TRAINING_FIELDS, audio: str | None = "exists", role: str = "manifest"
 ) -> int:
     """The number of utterances of a sound manifest; else one :class:`ManifestError` that says what to do."""
-    problems, sound = [], set()
-    for where, problem, _ in iter_problems(path, fields, audio):
+    first_problem, problems, utterances = "", 0, 0
+    for _, problem, _ in iter_problems(path, fields, audio):
         if problem:
-            problems.append(problem)
+            first_problem = first_problem or problem
+            problems += 1
         else:
-            sound.add(where)
-    utterances = len(sound)
+            utterances += 1  # a sound line is yielded once, with an empty problem
     if problems:
-        more = f" and {len(problems) - 1} more" if len(problems) > 1 else ""
+        more = f" and {problems - 1} more" if problems > 1 else ""
         raise ManifestError(
-            f"the {role} {problems[0]}{more}; fix the manifest "
+            f"the {role} {first_problem}{more}; fix the manifest "
             f"(`asr-transfer manifest validate {path}` lists every problem)"
         )
     if utterances == 0:
