@@ -68,9 +68,9 @@ def _rate(summary: dict | None, key: str) -> str:
 
 def demo_report(demo_dir: str, transfer_run: str, scratch_run: str) -> str:
     """RESULTS.md of the demo; the test summaries are ``DEMO_DIR/eval_{transfer,scratch}/summary.json``."""
-    runs = {"transfer from English": transfer_run, "from scratch": scratch_run}
+    arms = {"transfer": ("transfer from English", transfer_run), "scratch": ("from scratch", scratch_run)}
     png = os.path.join(demo_dir, "dev_wer.png")
-    plot_curves(runs, png, "German (synthetic Common Voice): dev WER, same step budget")
+    plot_curves(dict(arms.values()), png, "German (synthetic Common Voice): dev WER, same step budget")
     lines = [
         "# Demo: English base -> German, against training from scratch",
         "",
@@ -79,7 +79,7 @@ def demo_report(demo_dir: str, transfer_run: str, scratch_run: str) -> str:
         "| arm | test WER | test CER | dev WER (last) | best dev WER |",
         "|---|---|---|---|---|",
     ]
-    for (label, run_dir), arm in zip(runs.items(), ("transfer", "scratch"), strict=True):
+    for arm, (label, run_dir) in arms.items():
         test = load_summary(os.path.join(demo_dir, f"eval_{arm}", "summary.json"))
         _, wers = read_curve(run_dir)
         lines.append(

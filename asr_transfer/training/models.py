@@ -17,7 +17,6 @@ import torch
 from omegaconf import DictConfig, OmegaConf, open_dict
 
 from asr_transfer.errors import UserError
-from asr_transfer.nemofile import check_nemo_file
 from asr_transfer.tokenizers.train import read_labels
 from asr_transfer.training.config import ConfigError
 
@@ -70,8 +69,7 @@ def restore_pretrained(name: str, map_location: str = "cpu"):
 def restore_base(init_cfg: DictConfig, map_location: str = "cpu"):
     from nemo.collections.asr.models import ASRModel
 
-    if init_cfg.get("nemo"):
-        check_nemo_file(init_cfg.nemo, local_base_option())
+    if init_cfg.get("nemo"):  # finetune.check_inputs has read the archive through once already
         return ASRModel.restore_from(init_cfg.nemo, map_location=map_location)
     if init_cfg.get("pretrained"):
         return restore_pretrained(init_cfg.pretrained, map_location)
