@@ -58,6 +58,8 @@ def best_nemo(run: str | os.PathLike) -> Path:
     path = Path(run)
     if path.is_file() and path.suffix == ".nemo":
         return path
+    if not path.is_dir():
+        raise InputError(f"{run} does not exist; give a fine-tuning run folder (exp_dir/name/version) or a .nemo file")
     best = checkpoints_dir(path) / f"{path.resolve().parent.name}.nemo"
     if not best.is_file():
         raise InputError(

@@ -284,3 +284,16 @@ def test_unset_config_keys_are_named(capsys):
     code, _, err = run(capsys, "finetune", "--config", str(CONF / "tiny_quartznet_char.yaml"))
     assert code == 2
     assert_one_error_line(err, "data.dev_manifest, data.train_manifest, vocab.dir unset")
+
+
+def test_report_provenance_and_export_name_what_is_missing(capsys, tmp_path):
+    for argv, fragment in (
+        (["report", "demo", str(tmp_path), "--transfer", "x", "--scratch", "y"], "x holds no curves/metrics.csv"),
+        (["report", "domain", str(tmp_path)], "holds no eval_before_new/"),
+        (["provenance", "nowhere.nemo", "--config", "c.yaml", "--eval", "e.json"], "model nowhere.nemo does not exist"),
+        (["export", "--print-best", str(tmp_path / "nowhere")], "nowhere does not exist"),
+        (["export", "--run", str(tmp_path / "nowhere"), "--out", "x.nemo"], "nowhere does not exist"),
+    ):
+        code, _, err = run(capsys, *argv)
+        assert code == 2, argv
+        assert_one_error_line(err, fragment)

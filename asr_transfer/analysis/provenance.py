@@ -13,7 +13,9 @@ import os
 
 from omegaconf import OmegaConf
 
+from asr_transfer.errors import InputError
 from asr_transfer.fileio import write_json
+from asr_transfer.nemofile import check_nemo_file
 
 
 def sha256(path: str) -> str:
@@ -29,6 +31,10 @@ def provenance_path(model_path: str) -> str:
 
 
 def write_provenance(model_path: str, config_path: str, eval_summary: str, note: str) -> str:
+    check_nemo_file(model_path, "model")
+    for option, path in (("--config", config_path), ("--eval", eval_summary)):
+        if not os.path.isfile(path):
+            raise InputError(f"{option} {path} does not exist; give the run's finetune_config.yaml and a summary.json")
     from nemo.collections.asr.models import ASRModel
 
     model = ASRModel.restore_from(model_path, map_location="cpu")

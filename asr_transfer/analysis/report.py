@@ -15,6 +15,7 @@ import csv
 import json
 import os
 
+from asr_transfer.errors import InputError
 from asr_transfer.layout import metrics_path
 from asr_transfer.plotting import saved_figure
 
@@ -22,8 +23,13 @@ from asr_transfer.plotting import saved_figure
 def read_points(run_dir: str | os.PathLike) -> list[dict]:
     """The validations of a run: ``{step, seconds, dev_wer, dev_cer}`` each, in order (dev_cer None in
     curves written before it was logged)."""
+    path = metrics_path(run_dir)
+    if not path.is_file():
+        raise InputError(
+            f"{run_dir} holds no {path.relative_to(run_dir)}; give a run folder that validated at least once"
+        )
     points = []
-    with open(metrics_path(run_dir), encoding="utf-8") as handle:
+    with open(path, encoding="utf-8") as handle:
         for row in csv.DictReader(handle):
             if row["val_wer"]:
                 points.append(
@@ -104,6 +110,10 @@ def domain_report(out_dir: str) -> str:
         if before and after:
             change = after["wer"] - before["wer"]
             lines.append(f"| {label} | {before['wer']:.3f} | {after['wer']:.3f} | {change:+.3f} |")
+    if len(lines) == 4:
+        raise InputError(
+            f"{out_dir} holds no eval_before_new/ and eval_after_new/ summaries; run the domain recipe's stages 1 and 4"
+        )
     return "\n".join(lines) + "\n"
 
 

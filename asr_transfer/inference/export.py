@@ -19,10 +19,10 @@ from asr_transfer.nemofile import check_nemo_file
 
 
 def export(run: str, out: str) -> Path:
-    from nemo.collections.asr.models import ASRModel
-
     source = best_nemo(run)
     check_nemo_file(source, "--run")
+    from nemo.collections.asr.models import ASRModel
+
     model = ASRModel.restore_from(str(source), map_location="cpu")
     with open_dict(model.cfg):
         for key in ("train_ds", "validation_ds", "test_ds"):

@@ -15,10 +15,10 @@ from asr_transfer.nemofile import check_nemo_file
 
 
 def load_model(path: str, device: str | None = None, named: str = "--model"):
+    check_nemo_file(path, named)  # before NeMo's slow import, so a bad path fails at once
     from nemo.collections.asr.models import ASRModel
     from nemo.utils import logging as nemo_logging
 
-    check_nemo_file(path, named)
     device = device or ("cuda" if torch.cuda.is_available() else "cpu")
     # Restoring a model without its training data warns with the whole dataset config; for
     # evaluation and transcription that is noise that buries the result line.
