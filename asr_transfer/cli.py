@@ -21,6 +21,7 @@ COMMANDS = {
     "manifest": ("asr_transfer.manifests.tools", "manifest stats | validate | merge | subset"),
     "train-tokenizer": ("asr_transfer.tokenizers.train", "manifests -> char vocabulary or SentencePiece folder"),
     "synth-cv": ("asr_transfer.synth.synth_cv", "synthetic Common Voice release spoken by espeak-ng"),
+    "bases": ("asr_transfer.bases", "base-model catalog: list, what is cached, fetch NAME"),
     "finetune": ("asr_transfer.training.finetune", "restore a base, swap its vocabulary, fine-tune, save .nemo"),
     "evaluate": ("asr_transfer.inference.evaluate", "WER/CER of a .nemo model on a manifest"),
     "transcribe": ("asr_transfer.inference.transcribe", "transcripts of audio files or a manifest"),

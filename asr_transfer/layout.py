@@ -2,7 +2,7 @@
 
 In: a root folder and the inputs that name an output (language, vocabulary kind and size; a run's
 ``exp_manager`` settings). Out: paths. A step's skip check and its writer both call these; the recipes
-ask for them through the console script (``train-tokenizer --print-dir``, ``finetune --print-run-dir``,
+ask for them through the console script (``train-tokenizer --print-dir``, ``finetune --print run-dir``,
 ``export --print-best``) instead of spelling them out, so a folder name is decided here and nowhere else.
 """
 
@@ -37,6 +37,22 @@ def run_dir(exp_dir: str | os.PathLike, name: str, version: str) -> Path:
 def run_dir_of(exp_manager_cfg) -> Path:
     """The run folder a fine-tuning config's ``exp_manager`` section names."""
     return run_dir(exp_manager_cfg.exp_dir, exp_manager_cfg.name, exp_manager_cfg.version)
+
+
+def trained_model_name(cfg) -> str:
+    """What a fine-tuning config trains, as a file stem: ``<lang>_from_<base>_<vocabulary>``, e.g.
+    ``de_from_en_tiny_quartznet_char_spe_bpe_v64``, ``de_scratch_<arch>_char``, or ``..._tuned`` when the
+    base keeps its vocabulary (domain adaptation). The base is the
+    ``init.nemo`` file's stem or the last part of ``init.pretrained``, so an export is named after the
+    model that was trained, not after a recipe option."""
+    init = cfg.init
+    if init.get("scratch"):
+        origin = "scratch_" + Path(str(init.get("arch") or "arch")).stem
+    else:
+        base = init.get("nemo") or init.get("pretrained") or "base"
+        origin = "from_" + Path(str(base)).name.removesuffix(".nemo")
+    vocabulary = "tuned" if cfg.vocab.kind == "keep" else Path(str(cfg.vocab.dir)).name
+    return f"{cfg.get('lang') or 'model'}_{origin}_{vocabulary}"
 
 
 def checkpoints_dir(run: str | os.PathLike) -> Path:

@@ -200,3 +200,31 @@ def test_clear_errors(tmp_path, capsys):
     assert "no language file for 'xx'" in capsys.readouterr().err
     with pytest.raises(NotCommonVoice):
         prepare_common_voice(str(tmp_path / "empty"), str(tmp_path / "out"), "de")
+
+
+def test_wrong_lang_is_refused_and_force_lang_accepts_a_renamed_folder(tmp_path, capsys):
+    # Regression: a Spanish release prepared with --lang ru exited 0 with 0 rows kept and no warning.
+    root = synth_cv("es", 10, str(tmp_path / "cv"), seed=3, progress=False)
+    assert cli_main(["prepare-cv", str(tmp_path / "cv"), str(tmp_path / "out"), "--lang", "ru", "--no-progress"]) == 2
+    err = capsys.readouterr().err
+    assert "is Common Voice es by its locale column, not ru; pass --lang es" in err
+    assert not (tmp_path / "out" / "train.json").exists()
+
+    renamed = root.parent / "spanish_copy"
+    root.rename(renamed)
+    assert cli_main(["prepare-cv", str(renamed), str(tmp_path / "out"), "--lang", "ru", "--check-only"]) == 2
+    assert "is Common Voice es by its locale column, not ru" in capsys.readouterr().err
+    assert cli_main(["prepare-cv", str(renamed), str(tmp_path / "out"), "--lang", "es", "--check-only"]) == 2
+    assert "the folder is named spanish_copy, not es" in capsys.readouterr().err
+    assert (
+        cli_main(["prepare-cv", str(renamed), str(tmp_path / "out"), "--lang", "es", "--force-lang", "--no-progress"])
+        == 0
+    )
+    assert len(read_lines(tmp_path / "out" / "train.json")) > 0
+
+
+def test_old_release_without_locale_column_is_checked_by_clip_names(tmp_path, capsys):
+    synth_cv("es", 10, str(tmp_path / "cv"), seed=4, cv_version=3, progress=False)
+    assert cli_main(["prepare-cv", str(tmp_path / "cv"), str(tmp_path / "out"), "--lang", "de", "--check-only"]) == 2
+    assert "by its clip names, not de" in capsys.readouterr().err
+    assert cli_main(["prepare-cv", str(tmp_path / "cv"), str(tmp_path / "out"), "--lang", "es", "--check-only"]) == 0

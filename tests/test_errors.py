@@ -199,7 +199,8 @@ def test_recipe_refuses_an_undeclared_option_and_lists_every_option(tmp_path):
     help_text = run_recipe(str(REPO / "recipes" / "de" / "run.sh"), "--help").stdout
     for option in ("--out", "--bpe_size", "--jobs", "--init_nemo", "--overrides", "--base"):
         assert option in help_text, option
-    assert "--bpe_size       SentencePiece vocabulary size, for --base conformer (1024)" in help_text
+    assert "--bpe_size       SentencePiece vocabulary size, for a BPE config (1024)" in help_text
+    assert "--config" in help_text
 
 
 @pytest.mark.slow
@@ -276,6 +277,7 @@ def test_finetune_configs_hold_only_what_finetuning_reads():
         "citrinet_zh_char.yaml",
         "conformer_ctc_bpe.yaml",
         "quartznet15x5_char.yaml",
+        "tiny_fastconformer_bpe.yaml",
         "tiny_quartznet_char.yaml",
     ]
 

@@ -14,7 +14,6 @@ from asr_transfer.inference.evaluate import evaluate
 from asr_transfer.inference.evaluate import main as evaluate_main
 from asr_transfer.inference.export import export
 from asr_transfer.inference.transcribe import main as transcribe_main
-from asr_transfer.synth.synth_cv import synth_cv
 from tests.conftest import REPO, read_lines
 
 FAST = (
@@ -92,61 +91,6 @@ def test_export_loads_in_stock_nemo_without_this_package(tmp_path, tiny_base, pr
 def test_export_of_a_folder_without_models_is_an_error(tmp_path):
     with pytest.raises(InputError, match="holds no checkpoints/"):
         export(str(tmp_path), str(tmp_path / "x.nemo"))
-
-
-@pytest.mark.slow
-def test_language_recipe_stages_end_to_end(tmp_path, tiny_base):
-    corpus = tmp_path / "cv"
-    synth_cv("de", 24, str(corpus), seed=4, progress=False)
-    out = tmp_path / "exp_de"
-    result = run_script(
-        "recipes/de/run.sh", str(corpus), "--out", str(out), "--init_nemo", tiny_base, "--overrides", FAST, timeout=180
-    )
-    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-3000:]
-    for number in range(6):
-        assert f"Stage {number}: " in result.stdout
-    for split in ("dev", "test"):
-        assert json.loads((out / f"eval_{split}" / "summary.json").read_text())["utterances"] > 0
-    assert (out / "de_quartznet.nemo").stat().st_size > 100_000
-
-
-@pytest.mark.slow
-def test_domain_recipe_reports_before_after_and_forgetting(tmp_path, tiny_base):
-    new = synth_cv("en", 12, str(tmp_path / "scot"), seed=1, accents=["en-gb-scotland"], progress=False)
-    old = synth_cv("en", 12, str(tmp_path / "us"), seed=2, accents=["en-us"], progress=False)
-    from asr_transfer.manifests.prepare_cv import prepare_common_voice
-    from tests.conftest import quiet_options
-
-    prepare_common_voice(str(new), str(tmp_path / "new"), "en", quiet_options())
-    prepare_common_voice(str(old), str(tmp_path / "old"), "en", quiet_options())
-    result = run_script(
-        "recipes/domain/run.sh",
-        "--model",
-        tiny_base,
-        "--train",
-        str(tmp_path / "new" / "train.json"),
-        "--dev",
-        str(tmp_path / "new" / "dev.json"),
-        "--original_dev",
-        str(tmp_path / "old" / "dev.json"),
-        "--original_train",
-        str(tmp_path / "old" / "train.json"),
-        "--mix_original",
-        "0.5",
-        "--out",
-        str(tmp_path / "domain"),
-        "--overrides",
-        FAST,
-        timeout=300,
-    )
-    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-3000:]
-    report = (tmp_path / "domain" / "RESULTS.md").read_text()
-    assert "| new domain |" in report and "| original domain (forgetting) |" in report
-    mixed = read_lines(tmp_path / "domain" / "train_mix.json")
-    assert len(mixed) == len(read_lines(tmp_path / "new" / "train.json")) + round(
-        0.5 * len(read_lines(tmp_path / "old" / "train.json"))
-    )
-    assert (tmp_path / "domain" / "model_domain.nemo").exists()
 
 
 @pytest.mark.slow

@@ -65,6 +65,12 @@ def test_cantonese_corpus(tmp_path):
     assert all(any("\u4e00" <= char <= "\u9fff" for char in row.sentence) for row in rows)
 
 
-def test_language_without_grammar_is_refused(tmp_path, capsys):
+def test_language_without_grammar_is_refused(tmp_path, capsys, monkeypatch):
+    import dataclasses
+
+    from asr_transfer.languages import load_language
+
+    without = dataclasses.replace(load_language("zh"), grammar=None)
+    monkeypatch.setattr("asr_transfer.synth.synth_cv.load_language", lambda code: without)
     assert cli_main(["synth-cv", "--lang", "zh", str(tmp_path)]) == 2
     assert "has no grammar" in capsys.readouterr().err

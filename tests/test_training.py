@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 from pathlib import Path
@@ -20,7 +19,7 @@ from asr_transfer.training.config import ConfigError, load_config
 from asr_transfer.training.data import check_label_lengths, ctc_frames_needed
 from asr_transfer.training.finetune import finetune, guard_training_step, prepare_model, scratch_model_config
 from asr_transfer.training.freezing import encoder_blocks, freeze_lower_blocks, reinit_top_blocks
-from asr_transfer.training.models import BaseModelUnavailable, build_model, restore_pretrained, swap_vocabulary
+from asr_transfer.training.models import build_model, swap_vocabulary
 from tests.conftest import CONF, ENGLISH, char_vocab
 
 
@@ -62,7 +61,7 @@ def test_keep_shared_tokens_carries_rows_and_blank(tmp_path, german, tiny_base):
     assert not torch.equal(weight[new_vocab.index("ß")], old_weight[ENGLISH.index("a")])
 
 
-def test_char_base_to_bpe_target_keeps_encoder(german, tiny_base):
+def test_char_base_to_bpe_target_keeps_encoder(tmp_path, german, tiny_base):
     from nemo.collections.asr.models import ASRModel, EncDecCTCModelBPE
 
     base = ASRModel.restore_from(tiny_base, map_location="cpu")
@@ -72,6 +71,13 @@ def test_char_base_to_bpe_target_keeps_encoder(german, tiny_base):
     for key, value in model.encoder.state_dict().items():
         assert torch.equal(value, encoder_state[key]), key
     assert shared > 0  # single-letter pieces such as "a" exist in both
+    # Regression: the rebuilt model kept the char base's config target and restored as a char model whose
+    # labels were the pieces, without its tokenizer.
+    saved = tmp_path / "char_to_bpe.nemo"
+    model.save_to(str(saved))
+    restored = ASRModel.restore_from(str(saved), map_location="cpu")
+    assert type(restored) is EncDecCTCModelBPE and restored.tokenizer.vocab_size == 48
+    assert "labels" not in restored.cfg
 
 
 def test_freeze_and_reinit(tiny_base):
@@ -133,25 +139,6 @@ def test_nonfinite_loss_batch_is_skipped(german, tiny_base):
         model.decoder.decoder_layers[0].weight.fill_(float("nan"))
     assert model.training_step(batch, 0) is None
     assert model._skipped_nonfinite == 1
-
-
-def test_pretrained_name_from_seeded_hub_cache(tmp_path, tiny_base, monkeypatch):
-    cache = tmp_path / "hub"
-    snapshot = cache / "models--nvidia--stt_xx_tiny" / "snapshots" / "0123abc"
-    snapshot.mkdir(parents=True)
-    (cache / "models--nvidia--stt_xx_tiny" / "refs").mkdir()
-    (cache / "models--nvidia--stt_xx_tiny" / "refs" / "main").write_text("0123abc")
-    os.link(tiny_base, snapshot / "stt_xx_tiny.nemo")
-    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    monkeypatch.setattr("huggingface_hub.constants.HF_HUB_CACHE", str(cache))
-    monkeypatch.setattr("huggingface_hub.file_download.HF_HUB_CACHE", str(cache), raising=False)
-    import huggingface_hub.constants as hub_constants
-
-    monkeypatch.setattr(hub_constants, "HF_HUB_OFFLINE", True)
-    assert list(restore_pretrained("stt_xx_tiny").decoder.vocabulary) == ENGLISH
-    assert list(restore_pretrained("nvidia/stt_xx_tiny").decoder.vocabulary) == ENGLISH
-    with pytest.raises(BaseModelUnavailable, match=f"not in the caches \\({cache}.*init.nemo="):
-        restore_pretrained("stt_xx_missing")
 
 
 @pytest.mark.parametrize(
@@ -319,3 +306,88 @@ def test_dev_cer_callback_matches_offline_evaluation(tmp_path, german):
     assert 0.05 < offline["cer"] < 1.0, "the hypotheses must be neither empty nor perfect for this to test anything"
     print(f"val_cer {logged:.4f}, offline CER {offline['cer']:.4f}")
     assert logged == pytest.approx(offline["cer"], abs=0.002)
+
+
+def nemo_1x_style_copy(source: str, target: Path) -> Path:
+    """``source`` repacked with the model_config.yaml keys of the NeMo 1.x checkpoints the public bases
+    are (stt_en_quartznet15x5 1.0.0rc1): stft_conv/stft_exact_pad, rect_* SpecAugment, labels both at
+    the top level and in the decoder, and 1.x dataset sections."""
+    import tarfile
+
+    import yaml
+
+    unpacked = target.parent / "unpacked"
+    with tarfile.open(source) as archive:
+        archive.extractall(unpacked, filter="data")
+    config_path = unpacked / "model_config.yaml"
+    config = yaml.safe_load(config_path.read_text())
+    labels = config["decoder"]["vocabulary"]
+    config["labels"] = labels
+    config["preprocessor"].update({"stft_conv": False, "stft_exact_pad": False, "dither": 1e-05, "pad_to": 16})
+    config["spec_augment"] = {
+        "_target_": "nemo.collections.asr.modules.SpectrogramAugmentation",
+        "rect_masks": 5,
+        "rect_time": 120,
+        "rect_freq": 50,
+    }
+    old_dataset = {
+        "manifest_filepath": "/data/librispeech/train_clean_100.json",
+        "sample_rate": 16000,
+        "labels": labels,
+        "batch_size": 32,
+        "trim_silence": True,
+        "max_duration": 16.7,
+        "shuffle": True,
+        "is_tarred": False,
+        "tarred_audio_filepaths": None,
+        "normalize_transcripts": True,
+    }
+    config["train_ds"] = old_dataset
+    config["validation_ds"] = {**old_dataset, "shuffle": False, "manifest_filepath": "/data/dev_clean.json"}
+    config["target"] = "nemo.collections.asr.models.ctc_models.EncDecCTCModel"  # 1.x's module path
+    config_path.write_text(yaml.safe_dump(config))
+    with tarfile.open(target, "w:") as archive:
+        for member in sorted(unpacked.iterdir()):
+            archive.add(member, arcname=f"./{member.name}")
+    return target
+
+
+def test_nemo_1x_checkpoint_keys_restore_swap_and_train(tmp_path, german, tiny_base):
+    old_base = nemo_1x_style_copy(tiny_base, tmp_path / "old" / "stt_en_old.nemo")
+    cfg = run_cfg(
+        "tiny_quartznet_char.yaml",
+        tmp_path,
+        german,
+        f"init.nemo={old_base}",
+        "trainer.max_steps=1",
+        "trainer.val_check_interval=1",
+    )
+    log_dir = finetune(cfg)
+    report = json.loads((log_dir / "model_report.json").read_text())
+    assert report["shared_tokens_kept"] > 20
+    from nemo.collections.asr.models import ASRModel
+
+    tuned = ASRModel.restore_from(str(log_dir / "checkpoints" / "run.nemo"), map_location="cpu")
+    assert list(tuned.decoder.vocabulary) == list(tuned.cfg.labels) and "ä" in tuned.decoder.vocabulary
+
+
+def test_checkpoints_follow_the_languages_primary_metric(tmp_path):
+    from asr_transfer.training.config import resolve_monitor
+    from asr_transfer.training.finetune import printable
+
+    def monitor(*overrides):
+        cfg = load_config(str(CONF / "tiny_quartznet_char.yaml"), ["vocab.dir=v", *overrides])
+        return resolve_monitor(cfg).exp_manager.checkpoint_callback_params.monitor
+
+    # Regression: Cantonese monitored val_wer, which stays at 1.0 without word spaces, so the step-25
+    # checkpoint was kept as the best.
+    assert monitor("lang=yue") == monitor("lang=zh-HK") == monitor("lang=zh") == "val_cer"
+    assert monitor("lang=de") == monitor() == "val_wer"
+    assert monitor("lang=yue", "exp_manager.checkpoint_callback_params.monitor=val_loss") == "val_loss"
+    cfg = load_config(
+        str(CONF / "tiny_quartznet_char.yaml"), ["lang=de", "init.nemo=bases/en_x.nemo", "vocab.dir=tok/de/spe_bpe_v64"]
+    )
+    assert printable(cfg, "model-name") == "de_from_en_x_spe_bpe_v64"
+    assert printable(cfg, "vocab.kind") == "char"
+    with pytest.raises(ConfigError, match="--print vocab: not run-dir"):
+        printable(cfg, "vocab")

@@ -6,6 +6,7 @@ WER against training steps, one line per run, and Markdown on stdout.
 ``asr-transfer report curves OUT.png LABEL=RUN_DIR ...``
 ``asr-transfer report demo DEMO_DIR --transfer RUN --scratch RUN`` (transfer against scratch, make demo)
 ``asr-transfer report domain OUT_DIR`` (before/after on the new and original domain)
+``asr-transfer report languages --out DIR STUDY_DIR ...`` (per-language table, asr_transfer/study/languages.py)
 """
 
 from __future__ import annotations
@@ -133,8 +134,13 @@ def main(argv: list[str] | None = None) -> int:
     demo.add_argument("--scratch", required=True, help="run folder of the model trained from scratch")
     domain = commands.add_parser("domain", help="before/after WER on the new and the original domain")
     domain.add_argument("dir", help="the domain recipe's output folder, holding eval_{before,after}_{new,original}/")
+    from asr_transfer.study import languages
+
+    languages.add_parser(commands)
     args = parser.parse_args(argv)
-    if args.command == "curves":
+    if args.command == "languages":
+        languages.run(args)
+    elif args.command == "curves":
         plot_curves(dict(run.split("=", 1) for run in args.runs), args.png)
     elif args.command == "demo":
         print(demo_report(args.dir, args.transfer, args.scratch))

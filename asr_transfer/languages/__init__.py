@@ -63,6 +63,7 @@ class Language:
     min_chars_per_second: float = 0.0
     max_chars_per_second: float = 30.0
     espeak_voice: str | None = None
+    metric: str = "wer"  # the primary metric: best checkpoints, exports and study results follow it
     grammar: dict | None = None
     cases: list[dict] = field(default_factory=list)
     enabled_options: tuple[str, ...] = ()

@@ -7,7 +7,9 @@ with ``QUOTE_NONE`` semantics (the TSVs hold unbalanced quotes), from v1 to v25 
 
 from __future__ import annotations
 
+import itertools
 import os
+import re
 import tarfile
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -135,6 +137,49 @@ def find_locale_dir(root: str | os.PathLike, lang: str | None = None) -> Path:
         )
     names = ", ".join(str(path) for path in candidates)
     raise NotCommonVoice(f"{root} holds several Common Voice locales ({names}); pass --lang or the locale folder")
+
+
+_CLIP_NAME_LOCALE = re.compile(r"^common_voice_(.+)_\d+(\.\w+)?$")
+
+
+def stated_locales(locale_dir: Path, rows_per_split: int = 50) -> dict[str, set[str]]:
+    """What a release says its locale is, by where it says it: the folder name (v5+ releases hold
+    ``cv-corpus-<ver>-<date>/<locale>/``), the TSVs' ``locale`` column (v5+) and the clip names
+    (``common_voice_<locale>_<id>.mp3``, v2+), read from the first rows of each split."""
+    stated: dict[str, set[str]] = {}
+    for split in RELEASED_SPLITS:
+        if not (locale_dir / f"{split}.tsv").is_file():
+            continue
+        for row in itertools.islice(read_split(locale_dir, split), rows_per_split):
+            if row.locale:
+                stated.setdefault("locale column", set()).add(row.locale)
+            named = _CLIP_NAME_LOCALE.match(clip_file_name(row.path))
+            if named:
+                stated.setdefault("clip names", set()).add(named.group(1))
+    if locale_dir.parent.name.startswith("cv-corpus-"):
+        stated["folder name"] = {locale_dir.name}
+    return stated
+
+
+class LocaleMismatch(InputError):
+    pass
+
+
+def check_locale(locale_dir: Path, lang: str) -> None:
+    """Refuse a release that says it is in another language than ``lang``: a wrong --lang would reject
+    every row as foreign text and finish with nothing kept."""
+    for where, locales in stated_locales(locale_dir).items():
+        others = sorted(locales - {lang})
+        if others and where == "folder name":
+            raise LocaleMismatch(
+                f"{locale_dir}: the folder is named {others[0]}, not {lang} (a release names each locale's folder "
+                f"after it); pass --lang {others[0]}, or --force-lang if the folder was renamed"
+            )
+        if others:
+            raise LocaleMismatch(
+                f"{locale_dir} is Common Voice {', '.join(others)} by its {where}, not {lang}; pass --lang "
+                f"{others[0]}, or --force-lang if the release really is {lang}"
+            )
 
 
 def read_split(locale_dir: Path, split: str) -> Iterator[ClipRow]:

@@ -40,21 +40,32 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--check-only", action="store_true", help="only find the locale (extracting a tarball) and count its rows"
     )
+    parser.add_argument(
+        "--force-lang",
+        action="store_true",
+        help="treat the release as --lang even though its folder name or its TSVs' locale column say otherwise "
+        "(a renamed folder)",
+    )
     add_build_arguments(parser)
     return parser
 
 
-def check_source(source: str, out_dir: str, lang: str, extract_dir: str | None = None) -> dict:
+def check_source(
+    source: str, out_dir: str, lang: str, extract_dir: str | None = None, force_lang: bool = False
+) -> dict:
     """Find the locale folder and count the rows of each split, converting nothing."""
     load_language(lang)
-    locale_dir = resolve_locale(source, out_dir, lang, extract_dir)
+    locale_dir = resolve_locale(source, out_dir, lang, extract_dir, force_lang)
     rows = {split: sum(1 for _ in cv.read_split(locale_dir, split)) for split in cv.RELEASED_SPLITS}
     clips = sum(1 for _ in (locale_dir / "clips").iterdir())
     return {"locale_dir": str(locale_dir), "rows": rows, "clip_files": clips}
 
 
-def resolve_locale(source: str, out_dir: str, lang: str, extract_dir: str | None = None) -> Path:
-    """The locale folder of ``source``, extracting a tarball first when given one."""
+def resolve_locale(
+    source: str, out_dir: str, lang: str, extract_dir: str | None = None, force_lang: bool = False
+) -> Path:
+    """The locale folder of ``source`` (extracting a tarball first when given one), checked to be in
+    ``lang`` unless ``force_lang``."""
     if os.path.isfile(source):
         if not (source.endswith((".tar.gz", ".tgz", ".tar"))):
             raise cv.NotCommonVoice(f"{source} is a file but not a .tar.gz: give the archive or its extracted folder")
@@ -62,7 +73,10 @@ def resolve_locale(source: str, out_dir: str, lang: str, extract_dir: str | None
         with tqdm(unit="file", desc="extract") as bar:
             cv.extract_tarball(source, target, progress=bar)
         source = target
-    return cv.find_locale_dir(source, lang)
+    locale_dir = cv.find_locale_dir(source, lang)
+    if not force_lang:
+        cv.check_locale(locale_dir, lang)
+    return locale_dir
 
 
 def read_listed_durations(locale_dir: Path) -> dict[str, float]:
@@ -122,10 +136,11 @@ def prepare_common_voice(
     train_from_validated: bool = False,
     text_options: tuple[str, ...] = (),
     extract_dir: str | None = None,
+    force_lang: bool = False,
 ) -> dict:
     language = load_language(lang).with_options(text_options)
     options = options or BuildOptions()
-    locale_dir = resolve_locale(source, out_dir, lang, extract_dir)
+    locale_dir = resolve_locale(source, out_dir, lang, extract_dir, force_lang)
     counts: dict = {}
     rows = iter_rows(locale_dir, train_from_validated, counts)
     items = source_items(locale_dir, rows, read_listed_durations(locale_dir))
@@ -137,7 +152,7 @@ def prepare_common_voice(
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if args.check_only:
-        found = check_source(args.source, args.out_dir, args.lang, args.extract_dir)
+        found = check_source(args.source, args.out_dir, args.lang, args.extract_dir, args.force_lang)
         print(f"{found['locale_dir']}: rows {found['rows']}, {found['clip_files']} clip files")
         return 0
     summary = prepare_common_voice(
@@ -148,6 +163,7 @@ def main(argv: list[str] | None = None) -> int:
         train_from_validated=args.train_from_validated,
         text_options=tuple(args.text_option),
         extract_dir=args.extract_dir,
+        force_lang=args.force_lang,
     )
     report_summary(summary, args.out_dir)
     return 0

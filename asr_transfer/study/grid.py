@@ -161,6 +161,7 @@ def arm_overrides(cfg: DictConfig, arm: str, out: Path, paths: dict, budget: dic
     run = run_dir(out, budget_value, arm, seed)
     return [
         *init_args,
+        f"lang={cfg.lang}",
         f"vocab.kind={cfg.vocab.kind}",
         f"vocab.dir={vocab_dir(cfg, out)}",
         f"data.train_manifest={budget['manifest']}",

@@ -24,7 +24,7 @@ import soxr
 
 from asr_transfer.errors import UserError
 from asr_transfer.fileio import atomic_open, atomic_path
-from asr_transfer.languages import load_language
+from asr_transfer.languages import available_languages, load_language
 from asr_transfer.manifests.common_voice import header_for_version
 from asr_transfer.parallel import default_jobs, ordered_map
 from asr_transfer.synth import espeak
@@ -358,7 +358,8 @@ def build_parser() -> argparse.ArgumentParser:
         "voices of many variants, speeds and pitches, for offline tests and demos.",
     )
     parser.add_argument("out_dir", help="folder to write cv-corpus-<ver>-<date>/<lang>/ into")
-    parser.add_argument("--lang", required=True, help="language with a grammar: en, de, es, ru, yue, zh-HK")
+    with_grammar = [code for code in available_languages() if load_language(code).grammar]
+    parser.add_argument("--lang", required=True, help=f"language with a grammar: {', '.join(with_grammar)}")
     parser.add_argument("--clips", type=int, default=200, help="clips in train+dev+test (default 200)")
     parser.add_argument("--seed", type=int, default=0, help="random seed; the same seed gives the same corpus")
     parser.add_argument("--cv-version", type=float, default=17.0, help="release layout and headers (1 to 25)")

@@ -89,6 +89,23 @@ def auto_precision() -> str:
     return "32"
 
 
+def primary_metric(lang: str | None) -> str:
+    """``wer`` or ``cer``: the metric a language is judged on (its language file's ``metric``)."""
+    from asr_transfer.languages import load_language
+
+    return load_language(lang).metric if lang else "wer"
+
+
+def resolve_monitor(cfg: DictConfig) -> DictConfig:
+    """Checkpoints (and so the run's best model) follow the target language's primary metric unless the
+    config names ``exp_manager.checkpoint_callback_params.monitor`` itself."""
+    params = cfg.exp_manager.checkpoint_callback_params
+    if params.get("monitor") is None:
+        with open_dict(cfg):
+            params.monitor = f"val_{primary_metric(cfg.get('lang'))}"
+    return cfg
+
+
 def resolve_trainer(cfg: DictConfig) -> DictConfig:
     with open_dict(cfg):
         trainer = cfg.trainer

@@ -27,7 +27,7 @@ from omegaconf import DictConfig, OmegaConf, open_dict
 from asr_transfer.errors import UserError
 from asr_transfer.fileio import atomic_open
 from asr_transfer.layout import checkpoints_dir, run_dir_of
-from asr_transfer.training.config import ConfigError, load_arch, load_config, resolve_trainer
+from asr_transfer.training.config import ConfigError, load_arch, load_config, resolve_monitor, resolve_trainer
 
 VOCAB_KINDS = ("char", "bpe", "keep")
 
@@ -157,7 +157,7 @@ def removed_on_failure(run: Path):
 
 def finetune(cfg: DictConfig, argv: list[str] | None = None) -> Path:
     """Run a fine-tuning job; returns the run folder."""
-    cfg = resolve_trainer(cfg)
+    cfg = resolve_monitor(resolve_trainer(cfg))
     check_inputs(cfg)
     torch.manual_seed(int(cfg.seed))
     trainer = make_trainer(cfg)
@@ -212,6 +212,20 @@ def train(cfg: DictConfig, trainer, argv: list[str] | None) -> Path:
     return log_dir
 
 
+def printable(cfg: DictConfig, what: str) -> str:
+    """A fact the recipes ask for instead of spelling it out: the run folder, the model name, a config key."""
+    from asr_transfer.layout import trained_model_name
+
+    if what == "run-dir":
+        return str(run_dir_of(cfg.exp_manager))
+    if what == "model-name":
+        return trained_model_name(cfg)
+    value = OmegaConf.select(cfg, what, default=ConfigError)
+    if value is ConfigError or isinstance(value, DictConfig):
+        raise ConfigError(f"--print {what}: not run-dir, model-name or a config key holding a value")
+    return "" if value is None else str(value)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="asr-transfer finetune",
@@ -225,8 +239,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--config", required=True, help="YAML config (recipes/conf/*.yaml)")
     parser.add_argument(
-        "--print-run-dir", action="store_true", help="print the run folder this config and overrides name, and exit"
+        "--print",
+        metavar="WHAT",
+        dest="print_what",
+        help="print what this config and its overrides name, and exit: run-dir (the run folder), model-name "
+        "(the stem exports are named with) or a config key such as vocab.kind",
     )
+    parser.add_argument("--print-run-dir", action="store_true", help="the same as --print run-dir")
     parser.add_argument("overrides", nargs="*", help="key=value | +key=value | ~key")
     return parser
 
@@ -235,8 +254,8 @@ def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     args = build_parser().parse_args(argv)
     cfg = load_config(args.config, args.overrides)
-    if args.print_run_dir:
-        print(run_dir_of(cfg.exp_manager))
+    if args.print_run_dir or args.print_what:
+        print(printable(cfg, args.print_what or "run-dir"))
         return 0
     log_dir = finetune(cfg, argv)
     if int(os.environ.get("LOCAL_RANK", "0")) == 0 and int(os.environ.get("NODE_RANK", "0")) == 0:

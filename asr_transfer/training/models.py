@@ -16,13 +16,9 @@ from pathlib import Path
 import torch
 from omegaconf import DictConfig, OmegaConf, open_dict
 
-from asr_transfer.errors import UserError
+from asr_transfer.bases import BaseModelUnavailable
 from asr_transfer.tokenizers.train import read_labels
 from asr_transfer.training.config import ConfigError
-
-
-class BaseModelUnavailable(UserError):
-    pass
 
 
 def local_base_option() -> str:
@@ -39,31 +35,20 @@ def target_labels(vocab_cfg: DictConfig) -> list[str]:
     return read_labels(Path(vocab_cfg.dir) / "vocab.txt")
 
 
-def _hub_cache_dirs() -> list[str]:
-    from huggingface_hub import constants
-    from nemo.utils.data_utils import resolve_cache_dir
-
-    return [constants.HF_HUB_CACHE, str(resolve_cache_dir())]
-
-
 def restore_pretrained(name: str, map_location: str = "cpu"):
-    """A NeMo model by name: ``nvidia/...`` from the Hugging Face hub (its cache first), a bare name
-    from the hub's ``nvidia/<name>`` cache or else NGC. Offline without a cached copy, a clear error."""
+    """A base by catalog name or Hugging Face id (asr_transfer/bases.yaml): shipped file, Hugging Face
+    cache, NeMo's NGC cache, then a download. Unresolvable: one error naming every place tried."""
     from nemo.collections.asr.models import ASRModel
 
-    candidates = [name] if "/" in name else [f"nvidia/{name}", name]
-    errors = []
-    for candidate in candidates:
-        try:
-            return ASRModel.from_pretrained(candidate, map_location=map_location)
-        except Exception as error:  # hub, NGC and network errors have many types
-            errors.append(f"{candidate}: {type(error).__name__}: {str(error).splitlines()[0][:200]}")
-    caches = " and ".join(_hub_cache_dirs())
-    raise BaseModelUnavailable(
-        f"could not load pretrained model {name!r}: not in the caches ({caches}) and the download failed "
-        f"(tried {'; '.join(errors)}); download it once where there is network, or give "
-        f"{local_base_option()}/path/to/model.nemo"
-    )
+    from asr_transfer.bases import resolve
+
+    try:
+        path = resolve(name)
+    except BaseModelUnavailable as error:
+        option = local_base_option()
+        example = f"{option}/path/to/model.nemo" if option.endswith("=") else f"{option} /path/to/model.nemo"
+        raise BaseModelUnavailable(f"{error} ({example})") from None
+    return ASRModel.restore_from(str(path), map_location=map_location)
 
 
 def restore_base(init_cfg: DictConfig, map_location: str = "cpu"):
@@ -85,17 +70,22 @@ def build_model(model_cfg: DictConfig, vocab_cfg: DictConfig, trainer=None):
     cfg = copy.deepcopy(model_cfg)
     with open_dict(cfg):
         if vocab_cfg.kind == "char":
+            model_class = EncDecCTCModel
             labels = target_labels(vocab_cfg)
             cfg.labels = labels
             cfg.decoder.vocabulary = labels
             cfg.decoder.num_classes = len(labels)
             cfg.pop("tokenizer", None)
-            return EncDecCTCModel(cfg=cfg, trainer=trainer)
-        cfg.tokenizer = {"dir": str(vocab_cfg.dir), "type": "bpe"}
-        cfg.decoder.vocabulary = []
-        cfg.decoder.num_classes = -1
-        cfg.pop("labels", None)
-        return EncDecCTCModelBPE(cfg=cfg, trainer=trainer)
+        else:
+            model_class = EncDecCTCModelBPE
+            cfg.tokenizer = {"dir": str(vocab_cfg.dir), "type": "bpe"}
+            cfg.decoder.vocabulary = []
+            cfg.decoder.num_classes = -1
+            cfg.pop("labels", None)
+        # restore_from instantiates the class the saved config's target names; a config copied from a
+        # base of the other kind would otherwise restore as the base's class.
+        cfg.target = f"{model_class.__module__}.{model_class.__name__}"
+    return model_class(cfg=cfg, trainer=trainer)
 
 
 def _decoder_layer(model) -> torch.nn.Conv1d:

@@ -29,7 +29,7 @@ tokenizers=$out/tokenizers
 vocab=$(cli train-tokenizer "$tokenizers" --lang "$lang" --kind char --print-dir)
 arm_args() {  # $1: arm name, then its own overrides; sets the array args
     local arm=$1; shift
-    args=(--config "$repo/recipes/conf/tiny_quartznet_char.yaml" vocab.dir="$vocab"
+    args=(--config "$repo/recipes/conf/tiny_quartznet_char.yaml" lang="$lang" vocab.dir="$vocab"
         data.train_manifest="$data/train.json" data.dev_manifest="$data/dev.json" trainer.max_steps="$steps"
         trainer.val_check_interval="$val_every" exp_manager.exp_dir="$out/runs" exp_manager.name="$arm"
         seed="$seed" trainer.enable_progress_bar=false "$@")

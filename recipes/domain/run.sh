@@ -16,15 +16,18 @@ option dev "" "dev manifest of the new domain"
 option original_dev "" "dev manifest of the original domain, to measure forgetting"
 option original_train "" "training manifest of the original domain, for --mix_original"
 option mix_original 0 "fraction of --original_train replayed during training"
+option lang "" "language of the domain (picks the primary metric: CER for yue, zh-HK, zh; WER otherwise)"
 option out exp/domain "output folder"
 option overrides "" "asr-transfer finetune overrides, e.g. \"trainer.max_steps=500\""
 parse_options "$@"
 export ASR_TRANSFER_BASE_OPTION=--model
 finetune_args=(--config "$repo/recipes/conf/domain.yaml" init.nemo="$model" data.train_manifest="$out/train_mix.json"
     data.dev_manifest="$dev" exp_manager.exp_dir="$out/finetune")
+[ -n "$lang" ] && finetune_args+=(lang="$lang")
 # shellcheck disable=SC2206  # overrides are separate key=value words
 finetune_args+=($overrides)
-run_dir=$(cli finetune "${finetune_args[@]}" --print-run-dir)
+run_dir=$(cli finetune "${finetune_args[@]}" --print run-dir)
+exported=$out/$(cli finetune "${finetune_args[@]}" --print model-name).nemo
 
 if run_stage 0; then
     log_stage 0 "check inputs" "$model $train $dev" "-"
@@ -64,6 +67,6 @@ if run_stage 4; then
     cat "$out/RESULTS.md"
 fi
 if run_stage 5; then
-    log_stage 5 "export" "$run_dir" "$out/model_domain.nemo"
-    cli export --run "$run_dir" --out "$out/model_domain.nemo"
+    log_stage 5 "export" "$run_dir" "$exported"
+    cli export --run "$run_dir" --out "$exported"
 fi

@@ -5,7 +5,8 @@ set -euo pipefail
 . "$(dirname "${BASH_SOURCE[0]}")/stages.sh"
 option lang "$lang" "language (a file of asr_transfer/languages)"
 option base "$base" "quartznet (characters), conformer (SentencePiece BPE) or citrinet (characters)"
-option bpe_size 1024 "SentencePiece vocabulary size, for --base conformer"
+option config "" "fine-tuning config instead of --base's (e.g. recipes/conf/tiny_quartznet_char.yaml)"
+option bpe_size 1024 "SentencePiece vocabulary size, for a BPE config"
 option out "" "output folder, relative to the current directory (default exp/LANG)"
 option jobs "$(nproc)" "worker processes for data preparation"
 option init_nemo "" "a local base .nemo, instead of --base's pretrained model"
@@ -18,24 +19,27 @@ out=${out:-exp/$lang}
 export ASR_TRANSFER_BASE_OPTION=--init_nemo
 
 case "$base" in
-    quartznet) conf=$repo/recipes/conf/quartznet15x5_char.yaml; kind=char ;;
-    conformer) conf=$repo/recipes/conf/conformer_ctc_bpe.yaml; kind=bpe ;;
-    citrinet)  conf=$repo/recipes/conf/citrinet_zh_char.yaml; kind=char ;;
+    quartznet) conf=$repo/recipes/conf/quartznet15x5_char.yaml ;;
+    conformer) conf=$repo/recipes/conf/conformer_ctc_bpe.yaml ;;
+    citrinet)  conf=$repo/recipes/conf/citrinet_zh_char.yaml ;;
     *) echo "error: --base $base is unknown; use quartznet, conformer or citrinet" >&2; exit 2 ;;
 esac
+conf=${config:-$conf}
 data=$out/data
 tokenizers=$out/tokenizers
+kind=$(cli finetune --config "$conf" --print vocab.kind)
 vocab_dir=$(cli train-tokenizer "$tokenizers" --lang "$lang" --kind "$kind" --vocab-size "$bpe_size" --print-dir)
-model=$out/${lang}_${base}.nemo
-finetune_args=(--config "$conf" vocab.kind="$kind" vocab.dir="$vocab_dir" data.train_manifest="$data/train.json"
+finetune_args=(--config "$conf" lang="$lang" vocab.dir="$vocab_dir" data.train_manifest="$data/train.json"
     data.dev_manifest="$data/dev.json" exp_manager.exp_dir="$out/finetune")
 [ -n "$init_nemo" ] && finetune_args+=(init.nemo="$init_nemo")
 # shellcheck disable=SC2206  # overrides are separate key=value words
 finetune_args+=($overrides)
-run_dir=$(cli finetune "${finetune_args[@]}" --print-run-dir)
+run_dir=$(cli finetune "${finetune_args[@]}" --print run-dir)
+model=$out/$(cli finetune "${finetune_args[@]}" --print model-name).nemo
 
 if run_stage 0; then
-    log_stage 0 "check input" "$source_path" "$data/extracted (tarballs only)"
+    extracted=-; [ -f "$source_path" ] && extracted=$data/extracted
+    log_stage 0 "check input" "$source_path" "$extracted"
     cli prepare-cv "$source_path" "$data" --lang "$lang" --check-only
 fi
 if run_stage 1; then

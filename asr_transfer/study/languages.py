@@ -1,0 +1,231 @@
+"""``asr-transfer report languages --out DIR STUDY_DIR ...``: the per-language table of transfer against
+scratch (the synthetic analogue of Huang et al.'s table), from finished two-arm studies.
+
+In: study output folders (``results.json`` and ``study_config.yaml`` of ``asr-transfer study``), each with
+a ``scratch`` and a ``transfer`` arm. Out: ``DIR/RESULTS.md`` (test WER and CER per language and base,
+the speed-up to scratch's best dev value of the language's primary metric, whether that speed-up is a
+measurement or a lower bound, and what base size did), ``DIR/results.csv`` and ``DIR/dev_curves.png``.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import shlex
+import sys
+from dataclasses import dataclass
+
+from omegaconf import OmegaConf
+
+from asr_transfer.errors import InputError
+from asr_transfer.fileio import atomic_open
+from asr_transfer.plotting import saved_figure
+from asr_transfer.training.config import primary_metric
+
+
+PATIENCE = 3  # validations without a new best after which scratch counts as no longer improving
+
+
+@dataclass
+class LanguageRow:
+    study: str
+    lang: str
+    description: str
+    metric: str
+    scratch: dict
+    transfer: dict
+    command: str
+
+    def curve(self, arm: str) -> list[tuple[int, float]]:
+        run = self.scratch if arm == "scratch" else self.transfer
+        key = f"dev_{self.metric}"
+        return [(point["step"], point[key]) for point in run["curve"] if point.get(key) is not None]
+
+
+def read_curve(path: str, budget: float, arm: str, seed: int) -> list[dict]:
+    """One run's dev points from a study's curves.csv."""
+    points = []
+    with open(path, encoding="utf-8") as handle:
+        for row in csv.DictReader(handle):
+            if float(row["budget"]) == budget and row["arm"] == arm and int(row["seed"]) == seed:
+                points.append(
+                    {
+                        "step": int(row["step"]),
+                        **{key: float(row[key]) if row[key] else None for key in ("dev_wer", "dev_cer")},
+                    }
+                )
+    return points
+
+
+def load_study(folder: str) -> LanguageRow:
+    results_path, config_path = os.path.join(folder, "results.json"), os.path.join(folder, "study_config.yaml")
+    if not (os.path.isfile(results_path) and os.path.isfile(config_path)):
+        raise InputError(f"{folder} holds no results.json and study_config.yaml; give finished study folders")
+    with open(results_path, encoding="utf-8") as handle:
+        results = json.load(handle)
+    config = OmegaConf.load(config_path)
+    arms = {run["arm"]: run for run in results["runs"] if run["budget"] == max(r["budget"] for r in results["runs"])}
+    missing = {"scratch", "transfer"} - set(arms)
+    if missing:
+        raise InputError(f"{folder} has no {', '.join(sorted(missing))} arm; the table compares transfer with scratch")
+    for arm, run in arms.items():
+        run["curve"] = read_curve(os.path.join(folder, "curves.csv"), run["budget"], arm, run["seed"])
+    return LanguageRow(
+        study=results["name"],
+        lang=config.lang,
+        description=config.description.strip(),
+        metric=primary_metric(config.lang),
+        scratch=arms["scratch"],
+        transfer=arms["transfer"],
+        command=results.get("command", ""),
+    )
+
+
+def speed_up(row: LanguageRow) -> dict:
+    """Scratch's best dev value and the step it first reached it; the step transfer first reached it; their
+    ratio. Measured when scratch had stopped improving (no new best in its last PATIENCE validations),
+    else a lower bound: scratch might have gone on to a value transfer reaches later."""
+    scratch, transfer = row.curve("scratch"), row.curve("transfer")
+    best_value = min(value for _, value in scratch)
+    best_step = next(step for step, value in scratch if value == best_value)
+    reached = next((step for step, value in transfer if value <= best_value), None)
+    plateaued = len(scratch) > PATIENCE and all(value > best_value for _, value in scratch[-PATIENCE:])
+    return {
+        "scratch_best": best_value,
+        "scratch_best_step": best_step,
+        "scratch_last_step": scratch[-1][0],
+        "transfer_step": reached,
+        "ratio": best_step / reached if reached else None,
+        "measured": plateaued,
+    }
+
+
+def speed_up_text(found: dict) -> str:
+    if found["ratio"] is None:
+        return "transfer did not reach it"
+    return f"{found['ratio']:.1f}x (measured)" if found["measured"] else f">= {found['ratio']:.1f}x (scratch still improving)"
+
+
+def plot_curves(rows: list[LanguageRow], out_png: str) -> None:
+    with saved_figure(out_png, nrows=1, ncols=len(rows), figsize=(3.2 * len(rows), 3.2), squeeze=False) as (_, axes):
+        for axis, row in zip(axes[0], rows, strict=True):
+            for arm, style in (("scratch", "--"), ("transfer", "-")):
+                steps, values = zip(*row.curve(arm), strict=True)
+                axis.plot(steps, values, style, marker=".", label=arm)
+            axis.set_title(row.study, fontsize=9)
+            axis.set_xlabel("step")
+            axis.set_ylabel(f"dev {row.metric.upper()}")
+            axis.set_ylim(0, 1.05)
+            axis.grid(alpha=0.3)
+            axis.legend(fontsize=8)
+
+
+def base_size_finding(rows: list[LanguageRow]) -> list[str]:
+    """Huang et al.: larger bases transfer better. Compared where one language has two bases."""
+    by_lang: dict[str, list[LanguageRow]] = {}
+    for row in rows:
+        by_lang.setdefault(row.lang, []).append(row)
+    lines = []
+    for lang, pair in by_lang.items():
+        if len(pair) < 2:
+            continue
+        gains = [
+            (row.study, row.scratch["test_wer"] - row.transfer["test_wer"], row.transfer["test_wer"]) for row in pair
+        ]
+        listed = "; ".join(
+            f"{study}: transfer test WER {wer:.3f}, {gain:+.3f} against scratch" for study, gain, wer in gains
+        )
+        lines.append(f"- **{lang}**: {listed}.")
+    return lines
+
+
+def render(rows: list[LanguageRow], command: str) -> str:
+    lines = [
+        "# Transfer against scratch, per language (synthetic Common Voice)",
+        "",
+        "Each study trains the same model twice with the same steps, data and seed: from the shipped base "
+        "(transfer, shared tokens' output rows kept) and from random weights (scratch). Speed-up: the step at "
+        "which scratch first reached its best dev value of the language's primary metric (CER for Cantonese, "
+        "WER otherwise), over the step at which transfer first reached that value. It is a measurement when "
+        f"scratch had stopped improving (no new best in its last {PATIENCE} validations), else a lower bound.",
+        "",
+        f"Written by `{command}`.",
+        "",
+        "| study | language | metric | scratch test WER | scratch test CER | transfer test WER | transfer test CER "
+        "| scratch best dev (step) | transfer reaches it at step | speed-up |",
+        "|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for row in rows:
+        found = speed_up(row)
+        lines.append(
+            f"| {row.study} | {row.lang} | {row.metric.upper()} | {row.scratch['test_wer']:.3f} | "
+            f"{row.scratch['test_cer']:.3f} | {row.transfer['test_wer']:.3f} | {row.transfer['test_cer']:.3f} | "
+            f"{found['scratch_best']:.3f} ({found['scratch_best_step']} of {found['scratch_last_step']}) | "
+            f"{found['transfer_step'] or 'n/a'} | {speed_up_text(found)} |"
+        )
+    lines += ["", "![dev curves of every study](dev_curves.png)", "", "## Bases", ""]
+    lines += [f"- **{row.study}**: {row.description}" for row in rows]
+    size = base_size_finding(rows)
+    lines += ["", "## Base size", ""]
+    lines += size or ["- No language here was trained from two bases, so base size is not compared."]
+    lines += ["", "## How each study was run", ""]
+    lines += [f"- {row.study}: `{row.command}`" for row in rows]
+    return "\n".join(lines) + "\n"
+
+
+def write_report(folders: list[str], out_dir: str, command: str) -> str:
+    rows = [load_study(folder) for folder in folders]
+    os.makedirs(out_dir, exist_ok=True)
+    plot_curves(rows, os.path.join(out_dir, "dev_curves.png"))
+    with atomic_open(os.path.join(out_dir, "results.csv")) as handle:
+        writer = csv.writer(handle)
+        writer.writerow(
+            [
+                "study",
+                "lang",
+                "metric",
+                "arm",
+                "test_wer",
+                "test_cer",
+                "steps",
+                "best_dev",
+                "speed_up",
+                "speed_up_measured",
+            ]
+        )
+        for row in rows:
+            found = speed_up(row)
+            for arm, run in (("scratch", row.scratch), ("transfer", row.transfer)):
+                best = min(value for _, value in row.curve(arm))
+                writer.writerow(
+                    [
+                        row.study,
+                        row.lang,
+                        row.metric,
+                        arm,
+                        run["test_wer"],
+                        run["test_cer"],
+                        run["curve"][-1]["step"],
+                        best,
+                        found["ratio"] if arm == "transfer" else "",
+                        found["measured"] if arm == "transfer" else "",
+                    ]
+                )
+    path = os.path.join(out_dir, "RESULTS.md")
+    with atomic_open(path) as handle:
+        handle.write(render(rows, command))
+    return path
+
+
+def add_parser(commands) -> None:
+    languages = commands.add_parser(
+        "languages", help="per-language table of transfer against scratch, from finished two-arm studies"
+    )
+    languages.add_argument("studies", nargs="+", help="study output folders (results.json, study_config.yaml)")
+    languages.add_argument("--out", required=True, help="folder for RESULTS.md, results.csv and dev_curves.png")
+
+
+def run(args) -> None:
+    command = shlex.join(["asr-transfer", "report", "languages", *args.studies, "--out", args.out])
+    print(write_report(args.studies, args.out, command), file=sys.stderr)
