@@ -23,7 +23,6 @@ from asr_transfer.fileio import atomic_open
 from asr_transfer.plotting import saved_figure
 from asr_transfer.training.config import primary_metric
 
-
 PATIENCE = 3  # validations without a new best after which scratch counts as no longer improving
 
 
@@ -104,7 +103,9 @@ def speed_up(row: LanguageRow) -> dict:
 def speed_up_text(found: dict) -> str:
     if found["ratio"] is None:
         return "transfer did not reach it"
-    return f"{found['ratio']:.1f}x (measured)" if found["measured"] else f">= {found['ratio']:.1f}x (scratch still improving)"
+    if found["measured"]:
+        return f"{found['ratio']:.1f}x (measured)"
+    return f">= {found['ratio']:.1f}x (scratch still improving)"
 
 
 def plot_curves(rows: list[LanguageRow], out_png: str) -> None:
