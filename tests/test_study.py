@@ -194,3 +194,39 @@ def test_inspect_compares_shared_rows_after_a_vocabulary_swap(tmp_path):
     decoder = [change for change in introspect.layer_changes(base, tuned) if change.layer.startswith("decoder")]
     assert decoder[0].relative_change == pytest.approx(0.0, abs=1e-6)  # shared rows were copied, untouched
     assert "28 shared tokens" in decoder[0].note
+
+
+def write_two_arm_study(folder, lang, scratch_curve, transfer_curve):
+    """A finished two-arm study's files, as asr-transfer study writes them."""
+    folder.mkdir(parents=True)
+    (folder / "study_config.yaml").write_text(f"lang: {lang}\ndescription: a test study\n")
+    runs = [
+        {"budget": 1.0, "arm": arm, "seed": 0, "test_wer": wer, "test_cer": wer / 2}
+        for arm, wer in (("scratch", 0.9), ("transfer", 0.5))
+    ]
+    (folder / "results.json").write_text(
+        json.dumps({"name": folder.name, "command": "asr-transfer study", "runs": runs})
+    )
+    lines = ["budget,arm,seed,step,seconds,dev_wer,dev_cer"]
+    for arm, curve in (("scratch", scratch_curve), ("transfer", transfer_curve)):
+        lines += [f"1.0,{arm},0,{step},{step},{value},{value / 2}" for step, value in curve]
+    (folder / "curves.csv").write_text("\n".join(lines) + "\n")
+
+
+def test_languages_report_measures_a_speed_up_only_after_scratch_stops_improving(tmp_path):
+    from asr_transfer.study.languages import write_report
+
+    plateau = [(100, 0.9), (200, 0.7), (300, 0.75), (400, 0.72), (500, 0.71)]  # best at 200, then 3 worse
+    improving = [(100, 0.9), (200, 0.8), (300, 0.7)]
+    transfer = [(50, 0.8), (100, 0.6), (150, 0.5)]
+    write_two_arm_study(tmp_path / "de_plateau", "de", plateau, transfer)
+    write_two_arm_study(tmp_path / "de_improving", "de", improving, transfer)
+    write_two_arm_study(tmp_path / "yue_cer", "yue", improving, transfer)
+    studies = [str(tmp_path / name) for name in ("de_plateau", "de_improving", "yue_cer")]
+    report = open(write_report(studies, str(tmp_path / "out"), "cmd")).read()
+    assert "| de_plateau | de | WER |" in report and "0.700 (200 of 500) | 100 | 2.0x (measured) |" in report
+    assert "| de_improving | de | WER |" in report and "0.700 (300 of 300) | 100 | >= 3.0x (scratch still" in report
+    # Cantonese is judged on CER: scratch's best dev CER 0.35 is first reached by transfer at step 100.
+    assert "| yue_cer | yue | CER |" in report and "0.350 (300 of 300) | 100 |" in report
+    assert "**de**: de_plateau" in report  # two bases for one language: the base-size comparison
+    assert (tmp_path / "out" / "dev_curves.png").stat().st_size > 10_000
