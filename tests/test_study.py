@@ -199,9 +199,13 @@ def test_inspect_compares_shared_rows_after_a_vocabulary_swap(tmp_path):
 def write_two_arm_study(folder, lang, scratch_curve, transfer_curve):
     """A finished two-arm study's files, as asr-transfer study writes them."""
     folder.mkdir(parents=True)
-    (folder / "study_config.yaml").write_text(f"lang: {lang}\ndescription: a test study\n")
+    base = folder.parent / f"{folder.name}_base.nemo"
+    (folder.parent / f"{folder.name}_base.provenance.json").write_text(
+        json.dumps({"parameters": len(folder.name) * 10**5})
+    )
+    (folder / "study_config.yaml").write_text(f"lang: {lang}\ndescription: a test study\nbase: {{nemo: {base}}}\n")
     runs = [
-        {"budget": 1.0, "arm": arm, "seed": 0, "test_wer": wer, "test_cer": wer / 2}
+        {"budget": 1.0, "arm": arm, "seed": 0, "test_wer": wer, "test_cer": wer / 2, "steps": 500}
         for arm, wer in (("scratch", 0.9), ("transfer", 0.5))
     ]
     (folder / "results.json").write_text(
@@ -224,9 +228,17 @@ def test_languages_report_measures_a_speed_up_only_after_scratch_stops_improving
     write_two_arm_study(tmp_path / "yue_cer", "yue", improving, transfer)
     studies = [str(tmp_path / name) for name in ("de_plateau", "de_improving", "yue_cer")]
     report = open(write_report(studies, str(tmp_path / "out"), "cmd")).read()
-    assert "| de_plateau | de | WER |" in report and "0.700 (200 of 500) | 100 | 2.0x (measured) |" in report
-    assert "| de_improving | de | WER |" in report and "0.700 (300 of 300) | 100 | >= 3.0x (scratch still" in report
+    assert (
+        "| de_plateau | de_plateau_base | de | WER |" in report
+        and "0.700 (200 of 500) | 100 | 2.0x (measured) |" in report
+    )
+    assert (
+        "| de_improving | de_improving_base | de | WER |" in report
+        and "0.700 (300 of 300) | 100 | >= 3.0x (scratch still" in report
+    )
     # Cantonese is judged on CER: scratch's best dev CER 0.35 is first reached by transfer at step 100.
-    assert "| yue_cer | yue | CER |" in report and "0.350 (300 of 300) | 100 |" in report
-    assert "**de**: de_plateau" in report  # two bases for one language: the base-size comparison
+    assert "| yue_cer | yue_cer_base | yue | CER |" in report and "0.350 (300 of 300) | 100 |" in report
+    # Two bases for one language with the same steps: the base-size comparison, smaller base first.
+    assert "**de, 500 steps**: de_plateau_base (1.00M parameters)" in report
+    assert "de_improving_base (1.20M parameters)" in report and "the larger base does not transfer better" in report
     assert (tmp_path / "out" / "dev_curves.png").stat().st_size > 10_000

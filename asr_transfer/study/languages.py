@@ -32,6 +32,8 @@ class LanguageRow:
     lang: str
     description: str
     metric: str
+    base: str
+    base_parameters: int | None
     scratch: dict
     transfer: dict
     command: str
@@ -57,6 +59,17 @@ def read_curve(path: str, budget: float, arm: str, seed: int) -> list[dict]:
     return points
 
 
+def base_of(config) -> tuple[str, int | None]:
+    """The base's name and, from the provenance JSON a shipped base carries, its parameter count."""
+    path = config.base.get("nemo") or config.base.get("pretrained") or "?"
+    provenance = os.path.splitext(str(path))[0] + ".provenance.json"
+    parameters = None
+    if os.path.isfile(provenance):
+        with open(provenance, encoding="utf-8") as handle:
+            parameters = json.load(handle).get("parameters")
+    return os.path.basename(str(path)).removesuffix(".nemo"), parameters
+
+
 def load_study(folder: str) -> LanguageRow:
     results_path, config_path = os.path.join(folder, "results.json"), os.path.join(folder, "study_config.yaml")
     if not (os.path.isfile(results_path) and os.path.isfile(config_path)):
@@ -75,6 +88,8 @@ def load_study(folder: str) -> LanguageRow:
         lang=config.lang,
         description=config.description.strip(),
         metric=primary_metric(config.lang),
+        base=base_of(config)[0],
+        base_parameters=base_of(config)[1],
         scratch=arms["scratch"],
         transfer=arms["transfer"],
         command=results.get("command", ""),
@@ -123,22 +138,32 @@ def plot_curves(rows: list[LanguageRow], out_png: str) -> None:
 
 
 def base_size_finding(rows: list[LanguageRow]) -> list[str]:
-    """Huang et al.: larger bases transfer better. Compared where one language has two bases."""
-    by_lang: dict[str, list[LanguageRow]] = {}
+    """Huang et al.: larger bases transfer better. Compared where one language was trained from two bases
+    with the same steps."""
+    groups: dict[tuple[str, int], list[LanguageRow]] = {}
     for row in rows:
-        by_lang.setdefault(row.lang, []).append(row)
+        groups.setdefault((row.lang, row.scratch["steps"]), []).append(row)
     lines = []
-    for lang, pair in by_lang.items():
-        if len(pair) < 2:
+    for (lang, steps), group in groups.items():
+        if len({row.base for row in group}) < 2:
             continue
-        gains = [
-            (row.study, row.scratch["test_wer"] - row.transfer["test_wer"], row.transfer["test_wer"]) for row in pair
-        ]
+        group = sorted(group, key=lambda row: row.base_parameters or 0)
         listed = "; ".join(
-            f"{study}: transfer test WER {wer:.3f}, {gain:+.3f} against scratch" for study, gain, wer in gains
+            f"{row.base} ({_millions(row.base_parameters)}): transfer test WER {row.transfer['test_wer']:.3f} "
+            f"against scratch {row.scratch['test_wer']:.3f} ({row.scratch['test_wer'] - row.transfer['test_wer']:+.3f})"
+            for row in group
         )
-        lines.append(f"- **{lang}**: {listed}.")
+        smaller, larger = group[0], group[-1]
+        verdict = "does" if larger.transfer["test_wer"] < smaller.transfer["test_wer"] else "does not"
+        lines.append(
+            f"- **{lang}, {steps} steps**: {listed}. Here the larger base {verdict} transfer better "
+            "(the bases also differ in architecture and vocabulary, so size is not the only difference)."
+        )
     return lines
+
+
+def _millions(parameters: int | None) -> str:
+    return f"{parameters / 1e6:.2f}M parameters" if parameters else "size unknown"
 
 
 def render(rows: list[LanguageRow], command: str) -> str:
@@ -153,14 +178,14 @@ def render(rows: list[LanguageRow], command: str) -> str:
         "",
         f"Written by `{command}`.",
         "",
-        "| study | language | metric | scratch test WER | scratch test CER | transfer test WER | transfer test CER "
-        "| scratch best dev (step) | transfer reaches it at step | speed-up |",
-        "|---|---|---|---|---|---|---|---|---|---|",
+        "| study | base | language | metric | scratch test WER | scratch test CER | transfer test WER "
+        "| transfer test CER | scratch best dev (step) | transfer reaches it at step | speed-up |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for row in rows:
         found = speed_up(row)
         lines.append(
-            f"| {row.study} | {row.lang} | {row.metric.upper()} | {row.scratch['test_wer']:.3f} | "
+            f"| {row.study} | {row.base} | {row.lang} | {row.metric.upper()} | {row.scratch['test_wer']:.3f} | "
             f"{row.scratch['test_cer']:.3f} | {row.transfer['test_wer']:.3f} | {row.transfer['test_cer']:.3f} | "
             f"{found['scratch_best']:.3f} ({found['scratch_best_step']} of {found['scratch_last_step']}) | "
             f"{found['transfer_step'] or 'n/a'} | {speed_up_text(found)} |"
@@ -169,7 +194,7 @@ def render(rows: list[LanguageRow], command: str) -> str:
     lines += [f"- **{row.study}**: {row.description}" for row in rows]
     size = base_size_finding(rows)
     lines += ["", "## Base size", ""]
-    lines += size or ["- No language here was trained from two bases, so base size is not compared."]
+    lines += size or ["- No language here was trained from two bases with the same steps; base size is not compared."]
     lines += ["", "## How each study was run", ""]
     lines += [f"- {row.study}: `{row.command}`" for row in rows]
     return "\n".join(lines) + "\n"
