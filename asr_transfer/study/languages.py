@@ -191,7 +191,11 @@ def render(rows: list[LanguageRow], command: str) -> str:
             f"{found['transfer_step'] or 'n/a'} | {speed_up_text(found)} |"
         )
     lines += ["", "![dev curves of every study](dev_curves.png)", "", "## Bases", ""]
-    lines += [f"- **{row.study}**: {row.description}" for row in rows]
+    lines += [
+        f"- **{row.study}**: {row.description} Steps (each with its own cosine schedule): scratch "
+        f"{row.curve('scratch')[-1][0]}, transfer {row.curve('transfer')[-1][0]}."
+        for row in rows
+    ]
     size = base_size_finding(rows)
     lines += ["", "## Base size", ""]
     lines += size or ["- No language here was trained from two bases with the same steps; base size is not compared."]
