@@ -83,13 +83,14 @@ def load_study(folder: str) -> LanguageRow:
         raise InputError(f"{folder} has no {', '.join(sorted(missing))} arm; the table compares transfer with scratch")
     for arm, run in arms.items():
         run["curve"] = read_curve(os.path.join(folder, "curves.csv"), run["budget"], arm, run["seed"])
+    base, base_parameters = base_of(config)
     return LanguageRow(
         study=results["name"],
         lang=config.lang,
         description=config.description.strip(),
         metric=primary_metric(config.lang),
-        base=base_of(config)[0],
-        base_parameters=base_of(config)[1],
+        base=base,
+        base_parameters=base_parameters,
         scratch=arms["scratch"],
         transfer=arms["transfer"],
         command=results.get("command", ""),
