@@ -23,6 +23,7 @@ COMMANDS = {
     "synth-cv": ("asr_transfer.synth.synth_cv", "synthetic Common Voice release spoken by espeak-ng"),
     "bases": ("asr_transfer.bases", "base-model catalog: list, what is cached, fetch NAME"),
     "finetune": ("asr_transfer.training.finetune", "restore a base, swap its vocabulary, fine-tune, save .nemo"),
+    "shrink": ("asr_transfer.shrink.run", "several small students from one large model (Hannan et al. 2025)"),
     "evaluate": ("asr_transfer.inference.evaluate", "WER/CER of a .nemo model on a manifest"),
     "transcribe": ("asr_transfer.inference.transcribe", "transcripts of audio files or a manifest"),
     "export": ("asr_transfer.inference.export", "a run's best model as a stand-alone .nemo"),

@@ -24,6 +24,9 @@ def load_model(path: str, device: str | None = None, named: str = "--model"):
     # evaluation and transcription that is noise that buries the result line.
     with nemo_logging.temp_verbosity(nemo_logging.ERROR):
         model = ASRModel.restore_from(path, map_location=device)
+    if "validation_ds" not in model.cfg:  # a model saved before any training: NeMo's BPE transcribe reads it
+        with open_dict(model.cfg):
+            model.cfg.validation_ds = {}
     model.eval()
     return model
 

@@ -178,9 +178,9 @@ def arm_overrides(cfg: DictConfig, arm: str, out: Path, paths: dict, budget: dic
     ]
 
 
-def train(cfg: DictConfig, overrides: list[str], log_path: Path) -> None:
+def train(finetune_config: str, overrides: list[str], log_path: Path) -> None:
     """One fine-tuning run in its own process: NeMo and Lightning keep global state between fits."""
-    command = [sys.executable, "-m", "asr_transfer.cli", "finetune", "--config", cfg.finetune_config, *overrides]
+    command = [sys.executable, "-m", "asr_transfer.cli", "finetune", "--config", finetune_config, *overrides]
     log_path.parent.mkdir(parents=True, exist_ok=True)
     with open(log_path, "a", encoding="utf-8") as handle:
         handle.write("$ " + " ".join(command) + "\n")
@@ -256,7 +256,7 @@ def run_all(cfg: DictConfig, out: Path, paths: dict, budgets: dict) -> list[RunR
         started = time.time()
         overrides = arm_overrides(cfg, arm, out, paths, budgets[budget_value], budget_value, seed)
         log(f"{label}: {cfg.steps} steps on {budgets[budget_value]['hours']:.3f} h")
-        train(cfg, overrides, out / "logs" / f"{budget_tag(budget_value)}_{arm}_s{seed}.log")
+        train(cfg.finetune_config, overrides, out / "logs" / f"{budget_tag(budget_value)}_{arm}_s{seed}.log")
         result = evaluate_run(cfg, out, paths, budgets[budget_value], key)
         write_json(done, asdict(result))
         results.append(result)

@@ -64,6 +64,8 @@ def check_inputs(cfg: DictConfig) -> None:
         load_arch(cfg.init.get("arch"))
     elif cfg.init.get("nemo"):
         check_nemo_file(cfg.init.nemo, local_base_option())
+    if cfg.get("distill") and cfg.distill.get("teacher"):
+        check_nemo_file(cfg.distill.teacher, "distill.teacher=")
     kind = cfg.vocab.kind
     if kind not in VOCAB_KINDS:
         raise ConfigError(f"vocab.kind={kind} is unknown; use one of {', '.join(VOCAB_KINDS)}")
@@ -197,6 +199,10 @@ def train(cfg: DictConfig, trainer, argv: list[str] | None) -> Path:
     with open_dict(model.cfg):
         model.cfg.optim = cfg.model.optim
     model.setup_optimization(cfg.model.optim)
+    if cfg.get("distill") and cfg.distill.get("teacher"):
+        from asr_transfer.training.distill import attach_distillation
+
+        attach_distillation(model, cfg.distill)
     guard_training_step(model)
     trainer.callbacks.extend(
         [

@@ -1,0 +1,212 @@
+"""Step 1, encoder representation learning: a student learns a frozen teacher's representations.
+
+In: the teacher ``.nemo``, a student (``students.derive``), an audio manifest (``audio_filepath``; text
+is not read), a dev audio manifest, the loss (``losses.LOSSES``), steps and a folder. Both models see
+the same features from one call of the teacher's preprocessor (in eval mode: no dither), so neither
+sees an input the other does not. Out, in the folder: ``checkpoint.pt`` (rewritten atomically every
+``save_every`` steps; a rerun resumes from it), ``log.csv`` (step, seconds, lr, loss terms; seconds
+count the teacher's forward passes), ``dev_loss.csv`` and the trained student as ``.nemo``.
+Batches are drawn from the step number and the seed, so a resumed run sees the batches an unbroken
+run would have seen.
+"""
+
+from __future__ import annotations
+
+import csv
+import math
+import os
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch.utils.data import DataLoader, Dataset, Sampler
+
+from asr_transfer.fileio import atomic_open, atomic_path, read_manifest
+from asr_transfer.shrink.losses import representation_loss
+
+
+class AudioManifest(Dataset):
+    """Waveforms of a NeMo manifest's ``audio_filepath`` entries (relative paths: to the manifest)."""
+
+    def __init__(self, manifest: str, sample_rate: int):
+        base = os.path.dirname(os.path.abspath(manifest))
+        self.paths = [os.path.join(base, entry["audio_filepath"]) for entry in read_manifest(manifest)]
+        self.sample_rate = sample_rate
+
+    def __len__(self) -> int:
+        return len(self.paths)
+
+    def __getitem__(self, index: int) -> torch.Tensor:
+        from nemo.collections.asr.parts.preprocessing.segment import AudioSegment
+
+        segment = AudioSegment.from_file(self.paths[index], target_sr=self.sample_rate)
+        return torch.as_tensor(segment.samples, dtype=torch.float32)
+
+
+def pad_batch(waveforms: list[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
+    lengths = torch.tensor([len(wave) for wave in waveforms])
+    batch = torch.zeros(len(waveforms), int(lengths.max()))
+    for row, wave in enumerate(waveforms):
+        batch[row, : len(wave)] = wave
+    return batch, lengths
+
+
+class StepBatches(Sampler):
+    """The batch of step s is a function of (seed, s) alone: resuming at any step replays the same data."""
+
+    def __init__(self, size: int, batch_size: int, seed: int, first_step: int, last_step: int):
+        self.size, self.batch_size, self.seed = size, min(batch_size, size), seed
+        self.first_step, self.last_step = first_step, last_step
+
+    def __iter__(self):
+        for step in range(self.first_step, self.last_step):
+            rng = np.random.default_rng([self.seed, step])
+            yield rng.choice(self.size, self.batch_size, replace=False).tolist()
+
+    def __len__(self) -> int:
+        return max(self.last_step - self.first_step, 0)
+
+
+def outputs(model, features: torch.Tensor, lengths: torch.Tensor) -> dict:
+    encoded, encoded_lengths = model.encoder(audio_signal=features, length=lengths)
+    return {"encoded": encoded, "log_probs": model.decoder(encoder_output=encoded), "lengths": encoded_lengths}
+
+
+def features_of(teacher, signal: torch.Tensor, lengths: torch.Tensor):
+    return teacher.preprocessor(input_signal=signal, length=lengths)
+
+
+def batch_loss(kind: str, teacher, student, signal, lengths) -> dict[str, torch.Tensor]:
+    with torch.no_grad():
+        features, feature_lengths = features_of(teacher, signal, lengths)
+        target = outputs(teacher, features, feature_lengths)
+    prediction = outputs(student, features, feature_lengths)
+    return representation_loss(kind, prediction, target, target["lengths"])
+
+
+def dev_loss(kind: str, teacher, student, loader: DataLoader, device) -> float:
+    was_training = student.training
+    student.eval()
+    total, count = 0.0, 0
+    with torch.no_grad():
+        for signal, lengths in loader:
+            terms = batch_loss(kind, teacher, student, signal.to(device), lengths.to(device))
+            total += float(terms["loss"]) * len(lengths)
+            count += len(lengths)
+    student.train(was_training)
+    return total / max(count, 1)
+
+
+def warmup_cosine(total_steps: int, warmup_fraction: float = 0.1, floor: float = 0.01):
+    warmup = max(int(total_steps * warmup_fraction), 1)
+
+    def factor(step: int) -> float:
+        if step < warmup:
+            return (step + 1) / warmup
+        progress = (step - warmup) / max(total_steps - warmup, 1)
+        return floor + (1 - floor) * 0.5 * (1 + math.cos(math.pi * min(progress, 1.0)))
+
+    return factor
+
+
+def write_rows(path: Path, rows: list[dict]) -> None:
+    if not rows:
+        return
+    with atomic_open(path) as handle:
+        writer = csv.DictWriter(handle, fieldnames=list(rows[0]), lineterminator="\n")
+        writer.writeheader()
+        writer.writerows(rows)
+
+
+def learn_representations(
+    teacher,
+    student,
+    audio_manifest: str,
+    dev_manifest: str,
+    out_dir: Path,
+    loss: str = "clip+mse",
+    steps: int = 500,
+    batch_size: int = 16,
+    lr: float = 1e-3,
+    seed: int = 0,
+    save_every: int = 100,
+    num_workers: int = 0,
+    progress: bool = True,
+) -> dict:
+    """Train ``student`` (in place) to match the frozen ``teacher``; returns the step's summary."""
+    from tqdm import tqdm
+
+    device = next(teacher.parameters()).device
+    teacher.eval()
+    for parameter in teacher.parameters():
+        parameter.requires_grad_(False)
+    student.to(device).train()
+    trainable = [p for module in (student.encoder, student.decoder) for p in module.parameters()]
+    optimizer = torch.optim.AdamW(trainable, lr=lr, betas=(0.9, 0.98), weight_decay=1e-3)
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, warmup_cosine(steps))
+    sample_rate = int(teacher.cfg.get("sample_rate", 16000))
+    collate = lambda items: pad_batch(items)  # noqa: E731
+    audio = AudioManifest(audio_manifest, sample_rate)
+    dev = DataLoader(AudioManifest(dev_manifest, sample_rate), batch_size=batch_size, collate_fn=collate)
+
+    checkpoint_path = out_dir / "checkpoint.pt"
+    state = {"step": 0, "seconds": 0.0, "log": [], "dev": []}
+    if checkpoint_path.is_file():
+        saved = torch.load(checkpoint_path, map_location=device, weights_only=False)
+        student.load_state_dict(saved["student"])
+        optimizer.load_state_dict(saved["optimizer"])
+        scheduler.load_state_dict(saved["scheduler"])
+        state = saved["state"]
+    if not state["dev"]:
+        state["dev"].append({"step": 0, "dev_loss": dev_loss(loss, teacher, student, dev, device)})
+
+    def save() -> None:
+        with atomic_path(checkpoint_path) as tmp:
+            torch.save(
+                {
+                    "student": student.state_dict(),
+                    "optimizer": optimizer.state_dict(),
+                    "scheduler": scheduler.state_dict(),
+                    "state": state,
+                },
+                tmp,
+            )
+        write_rows(out_dir / "log.csv", state["log"])
+        write_rows(out_dir / "dev_loss.csv", state["dev"])
+
+    batches = DataLoader(
+        audio,
+        batch_sampler=StepBatches(len(audio), batch_size, seed, state["step"], steps),
+        collate_fn=collate,
+        num_workers=num_workers,
+    )
+    autocast = torch.autocast("cuda", dtype=torch.bfloat16, enabled=device.type == "cuda")
+    bar = tqdm(total=steps, initial=state["step"], desc="step 1 (representations)", disable=not progress)
+    started = time.time() - state["seconds"]
+    for signal, lengths in batches:
+        with autocast:
+            terms = batch_loss(loss, teacher, student, signal.to(device), lengths.to(device))
+        optimizer.zero_grad(set_to_none=True)
+        terms["loss"].backward()
+        torch.nn.utils.clip_grad_norm_(trainable, 1.0)
+        optimizer.step()
+        scheduler.step()
+        state["step"] += 1
+        state["seconds"] = time.time() - started
+        row = {"step": state["step"], "seconds": round(state["seconds"], 3), "lr": scheduler.get_last_lr()[0]}
+        state["log"].append(row | {name: round(float(value), 6) for name, value in terms.items()})
+        bar.update(1)
+        bar.set_postfix(loss=f"{float(terms['loss']):.4f}")
+        if state["step"] % save_every == 0 or state["step"] == steps:
+            state["dev"].append({"step": state["step"], "dev_loss": dev_loss(loss, teacher, student, dev, device)})
+            save()
+    bar.close()
+    student.eval()
+    return {
+        "loss": loss,
+        "steps": state["step"],
+        "seconds": round(state["seconds"], 2),
+        "dev_loss_before": state["dev"][0]["dev_loss"],
+        "dev_loss_after": state["dev"][-1]["dev_loss"],
+    }

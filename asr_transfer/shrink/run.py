@@ -1,0 +1,416 @@
+"""``asr-transfer shrink``: several small CTC models from one large one, with baselines and a report.
+
+In: a teacher ``.nemo``, student sizes (encoder layers), an audio manifest for step 1 (text not needed),
+training/dev(/test) manifests for step 2, a ``finetune`` config, and step counts. Out, in OUT_DIR:
+``student_<layers>.nemo`` (the two-step student of that size with the best dev value; stock NeMo
+classes), ``results.csv``, ``RESULTS.md``, ``frontier.png`` (error rate against parameters) and
+``dev_curves.png``. Under it: ``step1/`` (representation-learning runs), ``init/`` (random students),
+``runs/`` (``asr-transfer finetune`` runs) and ``results/`` (one JSON per finished run). Every piece is
+skipped when a rerun finds it done, so a killed run resumes, and runs of other variants (``--init``,
+``--separately``, ``--loss``) into the same OUT_DIR share the baselines and the report.
+
+Step 1 trains the largest student to match the frozen teacher (``encrl``); smaller students are its
+first layers. Step 2 fine-tunes each with CTC through ``finetune`` (vocabulary kept). Baselines: the
+same students from random weights with step 1's plus step 2's steps (``scratch``), with 3x step 2's
+steps (``scratch-3x``), and with CTC plus KL to the teacher (``kd``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import shlex
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+
+from asr_transfer import layout
+from asr_transfer.errors import UserError
+from asr_transfer.fileio import atomic_path, write_json
+from asr_transfer.shrink.losses import LOSSES
+
+BASELINES = ("scratch", "scratch-3x", "kd")
+INITS = ("random", "teacher")
+
+
+@dataclass
+class ShrinkSpec:
+    teacher: str
+    students: list[int]
+    audio: str
+    train: str
+    dev: str
+    out_dir: str
+    config: str
+    test: str | None = None
+    lang: str | None = None
+    rl_steps: int = 500
+    ctc_steps: int = 500
+    loss: str = "clip+mse"
+    init: str = "random"
+    separately: bool = False
+    baselines: list[str] = field(default_factory=lambda: ["scratch", "kd"])
+    seeds: list[int] = field(default_factory=lambda: [0])
+    batch_size: int = 16
+    rl_lr: float = 1e-3
+    val_every: int = 25
+    overrides: list[str] = field(default_factory=list)
+    command: str = ""
+
+    @property
+    def two_step_arm(self) -> str:
+        mode = "separate" if self.separately else "onerun"
+        return f"twostep_{mode}_{self.init}_{self.loss.replace('+', '-')}"
+
+
+def step1_dir(out: Path, arm: str, seed: int, size: int | None = None) -> Path:
+    folder = out / "step1" / f"{arm}_s{seed}"
+    return folder / f"L{size}" if size is not None else folder
+
+
+def student_file(folder: Path, size: int) -> Path:
+    return folder / f"student_{size}.nemo"
+
+
+def random_student_file(out: Path, size: int, seed: int) -> Path:
+    return out / "init" / f"random_L{size}_s{seed}.nemo"
+
+
+def run_dir(out: Path, arm: str, size: int, seed: int) -> Path:
+    return layout.run_dir(out / "runs", arm, f"L{size}_s{seed}")
+
+
+def result_file(out: Path, arm: str, size: int, seed: int) -> Path:
+    return out / "results" / f"{arm}_L{size}_s{seed}.json"
+
+
+def teacher_result_file(out: Path) -> Path:
+    return out / "results" / "teacher.json"
+
+
+def log(message: str) -> None:
+    print(f"shrink: {message}", file=sys.stderr, flush=True)
+
+
+def save_nemo(model, path: Path) -> Path:
+    with atomic_path(path) as tmp:
+        model.save_to(tmp)
+    return path
+
+
+def check_inputs(spec: ShrinkSpec) -> None:
+    """Everything the user gives, checked before a model is built or a file written."""
+    import os
+
+    from asr_transfer.manifests.checks import TRAINING_FIELDS, require_manifest
+    from asr_transfer.nemofile import check_nemo_file
+
+    check_nemo_file(spec.teacher, "--teacher")
+    if not spec.students:
+        raise UserError("--students is empty; give encoder layer counts such as 4,2,1")
+    if min(spec.students) < 1:
+        raise UserError(f"--students {spec.students} holds a size below 1; give encoder layer counts such as 4,2,1")
+    if spec.loss not in LOSSES:
+        raise UserError(f"--loss {spec.loss} is unknown; use one of {', '.join(LOSSES)}")
+    unknown = sorted(set(spec.baselines) - set(BASELINES))
+    if unknown:
+        raise UserError(f"--baselines {','.join(unknown)} unknown; use some of {','.join(BASELINES)} or none")
+    if not os.path.isfile(spec.config):
+        raise UserError(f"--config {spec.config} does not exist; give a finetune config such as recipes/conf/*.yaml")
+    require_manifest(spec.audio, ("audio_filepath",), audio="exists", role="audio manifest (--audio)")
+    require_manifest(spec.train, TRAINING_FIELDS, audio="exists", role="training manifest (--train)")
+    require_manifest(spec.dev, TRAINING_FIELDS, audio="exists", role="dev manifest (--dev)")
+    if spec.test:
+        require_manifest(spec.test, TRAINING_FIELDS, audio="exists", role="test manifest (--test)")
+
+
+def load_teacher(spec: ShrinkSpec):
+    from asr_transfer.inference.model import load_model
+    from asr_transfer.shrink.students import check_size, layer_list
+
+    teacher = load_model(spec.teacher, named="--teacher")
+    layers = layer_list(teacher)
+    for size in spec.students:
+        check_size(layers, size)
+    return teacher, layers
+
+
+def representation_runs(spec: ShrinkSpec) -> list[tuple[int, list[int]]]:
+    """(size trained in step 1, sizes cut from it): one run for all, or one per student."""
+    sizes = sorted(set(spec.students), reverse=True)
+    if spec.separately:
+        return [(size, [size]) for size in sizes]
+    return [(sizes[0], sizes)]
+
+
+def step1(spec: ShrinkSpec, teacher, layers, seed: int) -> dict[int, dict]:
+    """Step 1 for one seed; returns size -> {nemo, steps, seconds} (a shared run's cost for each)."""
+    from asr_transfer.analysis.report import load_summary
+    from asr_transfer.shrink.encrl import learn_representations
+    from asr_transfer.shrink.students import derive, kept_layers, layer_list
+
+    out = Path(spec.out_dir)
+    students = {}
+    for trained, sizes in representation_runs(spec):
+        folder = step1_dir(out, spec.two_step_arm, seed, trained if spec.separately else None)
+        summary_path = folder / "summary.json"
+        summary = load_summary(str(summary_path))
+        if summary is None:
+            log(f"step 1, seed {seed}: {trained}-layer student learns the teacher's representations ({spec.loss})")
+            torch.manual_seed(seed)
+            kept = kept_layers(layers, trained, spread=spec.init == "teacher")
+            student = derive(spec.teacher, kept, copy_weights=spec.init == "teacher")
+            folder.mkdir(parents=True, exist_ok=True)
+            summary = learn_representations(
+                teacher,
+                student,
+                spec.audio,
+                spec.dev,
+                folder,
+                loss=spec.loss,
+                steps=spec.rl_steps,
+                batch_size=spec.batch_size,
+                lr=spec.rl_lr,
+                seed=seed,
+                save_every=max(spec.rl_steps // 4, 1),
+            )
+            trained_nemo = save_nemo(student.cpu(), student_file(folder, trained))
+            own_layers = layer_list(student)
+            for size in sizes:
+                if size != trained:  # the first layers of the trained student
+                    save_nemo(
+                        derive(str(trained_nemo), kept_layers(own_layers, size, False), True),
+                        student_file(folder, size),
+                    )
+            summary |= {"teacher_layers_kept": kept, "init": spec.init}
+            write_json(summary_path, summary)
+        for size in sizes:
+            students[size] = {
+                "nemo": str(student_file(folder, size)),
+                "steps": summary["steps"],
+                "seconds": summary["seconds"],
+            }
+    return students
+
+
+def random_student(spec: ShrinkSpec, layers, size: int, seed: int) -> Path:
+    from asr_transfer.shrink.students import derive, kept_layers
+
+    path = random_student_file(Path(spec.out_dir), size, seed)
+    if not path.is_file():
+        torch.manual_seed(seed)
+        save_nemo(derive(spec.teacher, kept_layers(layers, size, False), copy_weights=False), path)
+    return path
+
+
+def finetune_overrides(spec: ShrinkSpec, init: Path, arm: str, size: int, seed: int, steps: int) -> list[str]:
+    run = run_dir(Path(spec.out_dir), arm, size, seed)
+    overrides = [
+        f"init.nemo={init}",
+        "vocab.kind=keep",
+        "vocab.dir=null",
+        f"data.train_manifest={spec.train}",
+        f"data.dev_manifest={spec.dev}",
+        f"trainer.max_steps={steps}",
+        f"trainer.val_check_interval={min(spec.val_every, steps)}",
+        "trainer.enable_progress_bar=false",
+        f"exp_manager.exp_dir={run.parent.parent}",
+        f"exp_manager.name={arm}",
+        f"exp_manager.version={run.name}",
+        f"seed={seed}",
+    ]
+    if spec.lang:
+        overrides.append(f"lang={spec.lang}")
+    if arm == "kd":
+        overrides.append(f"distill.teacher={spec.teacher}")
+    return overrides + list(spec.overrides)
+
+
+def evaluated(spec: ShrinkSpec, model_path: str) -> dict:
+    from asr_transfer.inference.evaluate import evaluate
+
+    if not spec.test:
+        return {"test_wer": None, "test_cer": None}
+    summary = evaluate(model_path, spec.test)
+    return {"test_wer": summary["wer"], "test_cer": summary["cer"]}
+
+
+def step2(spec: ShrinkSpec, arm: str, init: Path, size: int, seed: int, steps: int, step1_cost: dict | None) -> dict:
+    """One ``finetune`` run of a student and its result (cached in results/)."""
+    from asr_transfer.analysis.report import load_summary, read_points
+    from asr_transfer.inference.model import load_model
+    from asr_transfer.shrink.students import parameter_count
+    from asr_transfer.study.grid import train
+
+    out = Path(spec.out_dir)
+    done = load_summary(str(result_file(out, arm, size, seed)))
+    if done:
+        return done
+    log(f"step 2, {arm}, {size} layers, seed {seed}: {steps} CTC steps")
+    run = run_dir(out, arm, size, seed)
+    train(
+        spec.config, finetune_overrides(spec, init, arm, size, seed, steps), out / "logs" / f"{arm}_L{size}_s{seed}.log"
+    )
+    best = layout.best_nemo(run)
+    curve = read_points(run)
+    result = {
+        "arm": arm,
+        "layers": size,
+        "seed": seed,
+        "parameters": parameter_count(load_model(str(best), "cpu")),
+        "step1_steps": step1_cost["steps"] if step1_cost else 0,
+        "step1_seconds": step1_cost["seconds"] if step1_cost else 0.0,
+        "step2_steps": steps,
+        "step2_seconds": curve[-1]["seconds"] if curve else None,
+        **evaluated(spec, str(best)),
+        "model": str(best),
+        "curve": curve,
+    }
+    write_json(result_file(out, arm, size, seed), result)
+    return result
+
+
+def teacher_result(spec: ShrinkSpec, teacher, layers) -> dict:
+    from asr_transfer.analysis.report import load_summary
+    from asr_transfer.inference.evaluate import evaluate
+    from asr_transfer.shrink.students import parameter_count
+
+    path = teacher_result_file(Path(spec.out_dir))
+    done = load_summary(str(path))
+    if done:
+        return done
+    dev = evaluate(spec.teacher, spec.dev, model=teacher)
+    result = {
+        "arm": "teacher",
+        "layers": layers.count,
+        "seed": None,
+        "parameters": parameter_count(teacher),
+        "dev_wer": dev["wer"],
+        "dev_cer": dev["cer"],
+        **evaluated(spec, spec.teacher),
+        "model": spec.teacher,
+    }
+    write_json(path, result)
+    return result
+
+
+def shrink(spec: ShrinkSpec) -> Path:
+    """The whole run; returns OUT_DIR."""
+    from asr_transfer.shrink.report import write_report
+
+    check_inputs(spec)
+    out = Path(spec.out_dir)
+    teacher, layers = load_teacher(spec)
+    teacher_result(spec, teacher, layers)
+    for seed in spec.seeds:
+        for size, student in sorted(step1(spec, teacher, layers, seed).items(), reverse=True):
+            step2(spec, spec.two_step_arm, Path(student["nemo"]), size, seed, spec.ctc_steps, student)
+        for size in sorted(set(spec.students), reverse=True):
+            init = random_student(spec, layers, size, seed)
+            steps = {
+                "scratch": spec.rl_steps + spec.ctc_steps,
+                "scratch-3x": 3 * spec.ctc_steps,
+                "kd": spec.rl_steps + spec.ctc_steps,
+            }
+            for arm in spec.baselines:
+                step2(spec, arm, init, size, seed, steps[arm], None)
+    write_report(out, spec.lang, spec.command)
+    return out
+
+
+def int_list(text: str) -> list[int]:
+    try:
+        return [int(part) for part in text.split(",") if part.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a comma-separated list of integers") from None
+
+
+def name_list(text: str) -> list[str]:
+    return [part.strip() for part in text.split(",") if part.strip() and part.strip() != "none"]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="asr-transfer shrink",
+        description="Several small CTC models from one large one (Hannan et al., Interspeech 2025). Step 1: the "
+        "largest student (the teacher with fewer encoder layers, same width, vocabulary and front end) learns "
+        "the frozen teacher's representations from audio alone: a contrastive loss between time-pooled encoder "
+        "outputs plus an MSE between CTC log-probabilities, both masked by length. Smaller students are its "
+        "first layers. Step 2: each student is CTC fine-tuned with `asr-transfer finetune`. Baselines in the "
+        "same run: students from scratch and knowledge distillation. A rerun resumes.",
+        epilog="Example: asr-transfer shrink --teacher de_teacher.nemo --students 4,2,1 --audio train.json "
+        "--train train.json --dev dev.json --test test.json --config recipes/conf/tiny_fastconformer_bpe.yaml "
+        "--lang de --rl-steps 500 --ctc-steps 500 exp/shrink/de",
+    )
+    parser.add_argument("out_dir", metavar="OUT_DIR", help="folder for students, runs, results and plots")
+    parser.add_argument(
+        "--teacher", required=True, help="the large model (.nemo): Conformer/FastConformer or QuartzNet-style"
+    )
+    parser.add_argument("--students", required=True, type=int_list, help="encoder layers of each student, e.g. 4,2,1")
+    parser.add_argument("--audio", required=True, help="manifest of step 1's audio; text is not read")
+    parser.add_argument("--train", required=True, help="step 2's training manifest (audio and text)")
+    parser.add_argument("--dev", required=True, help="dev manifest: step-1 dev loss, step-2 validation, best model")
+    parser.add_argument("--test", help="test manifest for the report's test WER/CER")
+    parser.add_argument("--config", required=True, help="finetune config for step 2 and the baselines")
+    parser.add_argument("--lang", help="target language: its primary metric (WER, CER) picks best models")
+    parser.add_argument("--rl-steps", type=int, default=500, help="step 1's steps (default 500)")
+    parser.add_argument("--ctc-steps", type=int, default=500, help="step 2's CTC fine-tuning steps (default 500)")
+    parser.add_argument("--loss", choices=LOSSES, default="clip+mse", help="step 1's loss (default clip+mse)")
+    parser.add_argument(
+        "--init",
+        choices=INITS,
+        default="random",
+        help="step 1's student starts random (as in the paper) or from every k-th teacher layer (DistilHuBERT)",
+    )
+    parser.add_argument("--separately", action="store_true", help="step 1 trains each student on its own")
+    parser.add_argument(
+        "--baselines",
+        type=name_list,
+        default=["scratch", "kd"],
+        help=f"comma-separated, from {','.join(BASELINES)}, or none (default scratch,kd); scratch and kd train "
+        "for step 1's plus step 2's steps, scratch-3x for 3x step 2's",
+    )
+    parser.add_argument("--seeds", type=int_list, default=[0], help="seeds, e.g. 0,1,2 (default 0)")
+    parser.add_argument("--batch-size", type=int, default=16, help="step 1's batch size (default 16)")
+    parser.add_argument("--rl-lr", type=float, default=1e-3, help="step 1's peak learning rate (default 1e-3)")
+    parser.add_argument("--val-every", type=int, default=25, help="step 2's validation interval (default 25)")
+    parser.add_argument(
+        "--override",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="a finetune override for every step-2 run, e.g. data.batch_size=8 (repeatable)",
+    )
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    args = build_parser().parse_args(argv)
+    spec = ShrinkSpec(
+        teacher=args.teacher,
+        students=args.students,
+        audio=args.audio,
+        train=args.train,
+        dev=args.dev,
+        test=args.test,
+        out_dir=args.out_dir,
+        config=args.config,
+        lang=args.lang,
+        rl_steps=args.rl_steps,
+        ctc_steps=args.ctc_steps,
+        loss=args.loss,
+        init=args.init,
+        separately=args.separately,
+        baselines=args.baselines,
+        seeds=args.seeds,
+        batch_size=args.batch_size,
+        rl_lr=args.rl_lr,
+        val_every=args.val_every,
+        overrides=args.override,
+        command=shlex.join(["asr-transfer", "shrink", *argv]),
+    )
+    out = shrink(spec)
+    print(f"shrink: results in {out / 'RESULTS.md'}")
+    return 0
