@@ -22,6 +22,7 @@ COMMANDS = {
     "train-tokenizer": ("asr_transfer.tokenizers.train", "manifests -> char vocabulary or SentencePiece folder"),
     "synth-cv": ("asr_transfer.synth.synth_cv", "synthetic Common Voice release spoken by espeak-ng"),
     "bases": ("asr_transfer.bases", "base-model catalog: list, what is cached, fetch NAME"),
+    "train-lm": ("asr_transfer.lm.train", "token-level n-gram LM (ARPA) for NeMo's beam search, without KenLM"),
     "finetune": ("asr_transfer.training.finetune", "restore a base, swap its vocabulary, fine-tune, save .nemo"),
     "shrink": ("asr_transfer.shrink.run", "several small students from one large model (Hannan et al. 2025)"),
     "evaluate": ("asr_transfer.inference.evaluate", "WER/CER of a .nemo model on a manifest"),

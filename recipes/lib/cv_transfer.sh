@@ -51,7 +51,7 @@ if run_stage 2; then
     cli train-tokenizer "$tokenizers" --manifest "$data/train.json" --lang "$lang" --kind "$kind" --vocab-size "$bpe_size"
 fi
 if run_stage 3; then
-    log_stage 3 "fine-tune $base" "$data/train.json" "$run_dir"
+    log_stage 3 "fine-tune ($(basename "$conf" .yaml))" "$data/train.json" "$run_dir"
     cli finetune "${finetune_args[@]}"
 fi
 if run_stage 4; then

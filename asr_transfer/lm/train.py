@@ -1,0 +1,213 @@
+"""``asr-transfer train-lm``: a token-level n-gram LM from text, for NeMo's CTC beam search.
+
+In: text sources (manifest transcripts; plain text files, one sentence per line; Common Voice's
+``validated_sentences.tsv``), manifests whose sentences must not leak into the LM (``--exclude``: the
+recipes pass their dev and test), the ``.nemo`` model whose tokens the LM predicts (characters or
+SentencePiece pieces) and the order. Raw text (files, Common Voice sentences) is normalized by the
+language file first; manifest text already was, by ``prepare-cv``. Out: ``OUT.arpa`` (modified
+Kneser-Ney, ``asr_transfer.lm.ngram``), ``OUT.arpa.rejects.tsv`` (every sentence left out, with its
+source, line and reason: excluded, not normalizable, or a character the model lacks) and
+``OUT.arpa.json`` (what was read, removed and counted). Text streams through; see ``ngram`` for memory.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import os
+import sys
+from collections import Counter
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+
+from asr_transfer.errors import UserError
+from asr_transfer.fileio import atomic_open, read_manifest, write_json
+from asr_transfer.lm.ngram import EmptyCorpus, write_arpa
+from asr_transfer.manifests.checks import require_manifest
+
+
+@dataclass(frozen=True)
+class Sentence:
+    source: str
+    line: int
+    text: str
+    raw: bool  # needs the language's normalization
+
+
+def manifest_sentences(path: str) -> Iterator[Sentence]:
+    for number, entry in enumerate(read_manifest(path, ("text",)), start=1):
+        yield Sentence(path, number, entry["text"], raw=False)
+
+
+def text_file_sentences(path: str) -> Iterator[Sentence]:
+    with open(path, encoding="utf-8") as handle:
+        for number, line in enumerate(handle, start=1):
+            if line.strip():
+                yield Sentence(path, number, line.strip(), raw=True)
+
+
+def cv_sentences(path: str) -> Iterator[Sentence]:
+    """Common Voice's validated_sentences.tsv, which (unlike the clip TSVs) is quoted CSV-style."""
+    with open(path, encoding="utf-8", newline="") as handle:
+        reader = csv.DictReader(handle, delimiter="\t")
+        if "sentence" not in (reader.fieldnames or []):
+            raise UserError(f"{path} has no 'sentence' column; give Common Voice's validated_sentences.tsv")
+        for number, row in enumerate(reader, start=2):
+            yield Sentence(path, number, row["sentence"] or "", raw=True)
+
+
+def excluded_texts(manifests: list[str]) -> set[str]:
+    texts = set()
+    for path in manifests:
+        require_manifest(path, ("text",), audio=None, role="--exclude manifest")
+        texts.update(entry["text"] for entry in read_manifest(path, ("text",)))
+    return texts
+
+
+def model_tokenizer(model) -> tuple[Callable[[str], list[int] | None], int]:
+    """The model's text -> token ids (None when a character is not in a char model's labels), and its
+    vocabulary size without the blank."""
+    vocabulary = list(model.decoder.vocabulary)
+    if getattr(model, "tokenizer", None) is not None:
+        return model.tokenizer.text_to_ids, len(vocabulary)
+    index = {label: number for number, label in enumerate(vocabulary)}
+
+    def char_ids(text: str) -> list[int] | None:
+        ids = [index.get(char) for char in text]
+        return None if None in ids else ids
+
+    return char_ids, len(vocabulary)
+
+
+@dataclass
+class Selection:
+    read: Counter
+    excluded: int = 0
+    rejected: Counter = None
+    kept: int = 0
+
+
+def selected_token_ids(sources, exclude: set[str], normalize, tokenize, rejects, selection: Selection):
+    """Token ids of every usable sentence; each other one is written to ``rejects`` with its reason."""
+    for sentence in sources:
+        selection.read[sentence.source] += 1
+        text = sentence.text
+        if sentence.raw:
+            if normalize is None:
+                raise UserError(
+                    f"{sentence.source} holds raw text; give --lang so that it is normalized like the manifests"
+                )
+            normalized = normalize(text)
+            if normalized.text is None:
+                selection.rejected[f"not normalizable: {normalized.reason}"] += 1
+                rejects.writerow([sentence.source, sentence.line, f"not normalizable: {normalized.reason}", text])
+                continue
+            text = normalized.text
+        if text in exclude:
+            selection.excluded += 1
+            rejects.writerow([sentence.source, sentence.line, "excluded (in an --exclude manifest)", text])
+            continue
+        ids = tokenize(text)
+        if not ids:
+            reason = "character not in the model's labels" if ids is None else "no tokens"
+            selection.rejected[reason] += 1
+            rejects.writerow([sentence.source, sentence.line, reason, text])
+            continue
+        selection.kept += 1
+        yield ids
+
+
+def train_lm(
+    model_path: str,
+    out_path: str,
+    order: int = 4,
+    manifests: list[str] | None = None,
+    text_files: list[str] | None = None,
+    cv_sentence_files: list[str] | None = None,
+    exclude: list[str] | None = None,
+    lang: str | None = None,
+) -> dict:
+    from asr_transfer.inference.model import load_model
+    from asr_transfer.languages import load_language
+
+    if order < 2:
+        raise UserError(f"--order {order} is too low; give 2 or more (NeMo's n-gram decoder needs bigrams)")
+    manifests, text_files, cv_sentence_files = manifests or [], text_files or [], cv_sentence_files or []
+    if not (manifests or text_files or cv_sentence_files):
+        raise UserError("no text given; pass --manifest, --text or --cv-sentences")
+    for path in manifests:
+        require_manifest(path, ("text",), audio=None, role="--manifest")
+    for path in [*text_files, *cv_sentence_files]:
+        if not os.path.isfile(path):
+            raise UserError(f"{path} does not exist; give a text file or Common Voice's validated_sentences.tsv")
+    normalize = load_language(lang).normalize if lang else None
+    blocked = excluded_texts(exclude or [])
+    tokenize, vocab_size = model_tokenizer(load_model(model_path, "cpu"))
+
+    def sources():
+        for path in manifests:
+            yield from manifest_sentences(path)
+        for path in text_files:
+            yield from text_file_sentences(path)
+        for path in cv_sentence_files:
+            yield from cv_sentences(path)
+
+    selection = Selection(read=Counter(), rejected=Counter())
+    with atomic_open(out_path + ".rejects.tsv") as handle:
+        rejects = csv.writer(handle, delimiter="\t", lineterminator="\n")
+        rejects.writerow(["source", "line", "reason", "text"])
+        try:
+            sentences = selected_token_ids(sources(), blocked, normalize, tokenize, rejects, selection)
+            summary = write_arpa(sentences, order, vocab_size, out_path)
+        except EmptyCorpus:
+            summary = None
+    if summary is None:  # after the rejects file is complete, so that it says why
+        raise UserError(f"no sentence is left to train the LM on (see {out_path}.rejects.tsv); give more text")
+    report = {
+        "model": model_path,
+        "order": order,
+        "vocab_size": vocab_size,
+        "read": dict(selection.read),
+        "excluded": selection.excluded,
+        "rejected": dict(selection.rejected),
+        "sentences": selection.kept,
+        "ngrams": summary.ngrams,
+    }
+    write_json(out_path + ".json", report)
+    return report
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="asr-transfer train-lm",
+        description="A token-level n-gram language model (interpolated modified Kneser-Ney) over a model's own "
+        "tokens, characters or SentencePiece pieces, written as the ARPA file that NeMo's beam_batch CTC decoder "
+        "(NGramGPULanguageModel) reads. Built in Python, streaming, without KenLM. Sentences of --exclude "
+        "manifests are removed, so that dev and test never leak into the LM.",
+        epilog="Example: asr-transfer train-lm --manifest exp/de/data/train.json --cv-sentences "
+        "cv/de/validated_sentences.tsv --lang de --exclude exp/de/data/dev.json --exclude exp/de/data/test.json "
+        "--model exp/de/de_model.nemo --order 6 exp/de/lm/char_6gram.arpa",
+    )
+    parser.add_argument("out", metavar="OUT.arpa", help="the ARPA file to write")
+    parser.add_argument("--model", required=True, help="the .nemo model whose tokens the LM predicts")
+    parser.add_argument("--order", type=int, default=4, help="n-gram order, 2 or more (default 4)")
+    parser.add_argument("--manifest", action="append", default=[], help="NeMo manifest; its text (repeatable)")
+    parser.add_argument("--text", action="append", default=[], help="text file, one sentence a line (repeatable)")
+    parser.add_argument("--cv-sentences", action="append", default=[], help="Common Voice validated_sentences.tsv")
+    parser.add_argument("--exclude", action="append", default=[], help="manifest whose sentences are removed")
+    parser.add_argument("--lang", help="language file that normalizes raw text (--text, --cv-sentences)")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    report = train_lm(
+        args.model, args.out, args.order, args.manifest, args.text, args.cv_sentences, args.exclude, args.lang
+    )
+    rejected = sum(report["rejected"].values())
+    print(
+        f"{args.out}: {report['sentences']} sentences, n-grams {report['ngrams']}; removed {report['excluded']} "
+        f"found in --exclude, rejected {rejected} (see {args.out}.rejects.tsv)",
+        file=sys.stderr,
+    )
+    return 0
