@@ -23,6 +23,7 @@ COMMANDS = {
     "synth-cv": ("asr_transfer.synth.synth_cv", "synthetic Common Voice release spoken by espeak-ng"),
     "bases": ("asr_transfer.bases", "base-model catalog: list, what is cached, fetch NAME"),
     "train-lm": ("asr_transfer.lm.train", "token-level n-gram LM (ARPA) for NeMo's beam search, without KenLM"),
+    "tune-lm": ("asr_transfer.lm.tune", "LM weight and length bonus of beam search, grid-searched on dev"),
     "finetune": ("asr_transfer.training.finetune", "restore a base, swap its vocabulary, fine-tune, save .nemo"),
     "shrink": ("asr_transfer.shrink.run", "several small students from one large model (Hannan et al. 2025)"),
     "evaluate": ("asr_transfer.inference.evaluate", "WER/CER of a .nemo model on a manifest"),

@@ -72,3 +72,14 @@ def tiny_base(tmp_path_factory) -> str:
     path = tmp / "tiny_en.nemo"
     model.save_to(str(path))
     return str(path)
+
+
+@pytest.fixture(scope="session")
+def english_model_and_data(tmp_path_factory):
+    """The shipped English char base and a small synthetic English corpus it can read: (model, train, dev)."""
+    root = tmp_path_factory.mktemp("english")
+    corpus = synth_cv("en", 40, str(root / "cv"), seed=11, progress=False)
+    out = root / "data"
+    prepare_common_voice(str(corpus.parent.parent), str(out), "en", quiet_options())
+    model = REPO / "recipes" / "en_base" / "model" / "en_tiny_quartznet_char.nemo"
+    return str(model), str(out / "train.json"), str(out / "dev.json")

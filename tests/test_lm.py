@@ -119,3 +119,44 @@ def test_train_lm_errors_are_one_line(tmp_path, tiny_base, capsys):
     )
     errors = [line for line in capsys.readouterr().err.splitlines() if line.startswith("error:")]
     assert len(errors) == 2 and "holds no utterances" in errors[0] and "--order 1" in errors[1]
+
+
+def test_tune_lm_then_evaluate_and_transcribe_with_the_tuned_lm(tmp_path, english_model_and_data):
+    from asr_transfer.cli import main as cli_main
+
+    model, train, dev = english_model_and_data
+    lm = tmp_path / "lm.arpa"
+    assert cli_main(["train-lm", "--model", model, "--manifest", train, "--exclude", dev, "--order", "5", str(lm)]) == 0
+    params = tmp_path / "params.json"
+    argv = ["tune-lm", "--model", model, "--lm", str(lm), "--manifest", dev, "--alphas", "0.3,1.0",
+            "--betas", "0,1", "--beam-size", "4", "--out", str(params)]  # fmt: skip
+    assert cli_main(argv) == 0
+    tuned = json.loads(params.read_text())
+    assert len(tuned["grid"]) == 4 and tuned["metric"] == "wer" and tuned["beam_size"] == 4
+    best = min(point["wer"] for point in tuned["grid"])
+    assert tuned["dev"]["beam+lm"] == best and {"greedy", "beam4"} <= set(tuned["dev"])
+    out = tmp_path / "eval"
+    assert (
+        cli_main(["evaluate", "--model", model, "--manifest", dev, "--lm-params", str(params), "--out", str(out)]) == 0
+    )
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["decoding"].startswith("beam4+lm(") and summary["utterances_per_second"] > 0
+    # the tuned point, decoded again by evaluate, gives the WER tune-lm measured
+    assert summary["wer"] == pytest.approx(best)
+    # the LM is really fused: a heavy weight changes the transcripts
+    plain = tmp_path / "plain"
+    heavy = tmp_path / "heavy"
+    cli_main(["evaluate", "--model", model, "--manifest", dev, "--decoding", "beam", "--out", str(plain)])
+    cli_main(["evaluate", "--model", model, "--manifest", dev, "--lm", str(lm), "--lm-alpha", "5", "--out", str(heavy)])
+    assert (plain / "hypotheses.jsonl").read_text() != (heavy / "hypotheses.jsonl").read_text()
+
+
+def test_an_lm_of_another_model_is_refused(tmp_path, english_model_and_data, capsys):
+    from asr_transfer.cli import main as cli_main
+
+    model, _, dev = english_model_and_data
+    lm = tmp_path / "big.arpa"
+    ngram.write_arpa([[0, 200, 3]], 2, vocab_size=300, out_path=str(lm))
+    assert cli_main(["evaluate", "--model", model, "--manifest", dev, "--lm", str(lm)]) == 2
+    error = [line for line in capsys.readouterr().err.splitlines() if line.startswith("error:")]
+    assert len(error) == 1 and "does not fit this model" in error[0]

@@ -29,6 +29,8 @@ from asr_transfer.tokenizers.train import read_labels
 from tests.conftest import quiet_options, read_lines
 
 STEPS = "trainer.max_steps=6 trainer.val_check_interval=2 data.batch_size=4 trainer.enable_progress_bar=false"
+# Routes that also run stage 6 (LM built, tuned on dev, test decoded with it): one char, one BPE vocabulary.
+LM_ROUTES = ("de_char_from_en_char", "de_bpe_from_en_bpe")
 STAGE_LINE = re.compile(r"Stage (\d+): .*?: (.*) -> (.*)$")
 
 # route: (recipe, language, shipped base, fine-tuning config, vocabulary folder, NeMo class)
@@ -180,8 +182,9 @@ def test_route(route, tmp_path):
     args += ["--config", str(REPO_ROOT / "recipes" / "conf" / config), "--bpe_size", "64", "--overrides", STEPS]
     if lang != recipe:
         args += ["--lang", lang]
-    stdout = run_recipe(tmp_path, *args)
-    assert [f"Stage {n}: " in stdout for n in range(6)] == [True] * 6
+    last_stage = 6 if route in LM_ROUTES else 5
+    stdout = run_recipe(tmp_path, *args, "--stop_stage", str(last_stage))
+    assert [f"Stage {n}: " in stdout for n in range(last_stage + 1)] == [True] * (last_stage + 1)
 
     exp = tmp_path / "exp"
     exported = exp / f"{lang}_from_{base.stem}_{vocab_name}.nemo"
@@ -200,6 +203,20 @@ def test_route(route, tmp_path):
     for split in ("dev", "test"):
         assert_clean_transcripts(exp / f"eval_{split}" / "hypotheses.jsonl", lang)
     assert_export_is_best(exp / "finetune" / "run" / "v1", exported, lang)
+    if route in LM_ROUTES:
+        assert_lm_stage(exp, lang)
+
+
+def assert_lm_stage(exp: Path, lang: str) -> None:
+    """Stage 6 built an LM without dev/test sentences, tuned it on dev and decoded test with it."""
+    built = json.loads(next((exp / "lm").glob("*.arpa.json")).read_text())
+    assert built["excluded"] > 0 and built["sentences"] > 0
+    assert any(source.endswith("validated_sentences.tsv") for source in built["read"])
+    tuned = json.loads((exp / "lm" / "params.json").read_text())
+    assert tuned["dev_manifest"].endswith("dev.json") and len(tuned["grid"]) > 1
+    summary = json.loads((exp / "eval_test_lm" / "summary.json").read_text())
+    assert summary["decoding"].startswith("beam") and "+lm(" in summary["decoding"]
+    assert_clean_transcripts(exp / "eval_test_lm" / "hypotheses.jsonl", lang)
 
 
 @pytest.mark.slow

@@ -17,7 +17,14 @@ import time
 import jiwer
 
 from asr_transfer.fileio import atomic_open, read_manifest, write_json
-from asr_transfer.inference.model import load_model, set_decoding, transcribe_paths
+from asr_transfer.inference.model import (
+    Decoding,
+    add_decoding_arguments,
+    decoding_from_args,
+    load_model,
+    set_decoding,
+    transcribe_paths,
+)
 from asr_transfer.languages import is_han
 from asr_transfer.manifests.checks import require_manifest
 
@@ -37,15 +44,17 @@ def evaluate(
     model_path: str,
     manifest: str,
     out_dir: str | None = None,
-    decoding: str = "greedy",
+    decoding: str | Decoding = "greedy",
     beam_size: int = 4,
     batch_size: int = 8,
     model=None,
 ) -> dict:
+    if isinstance(decoding, str):
+        decoding = Decoding(decoding, beam_size)
     require_manifest(manifest, EVALUATION_FIELDS, audio="open", role="evaluation manifest")
     entries = list(read_manifest(manifest, EVALUATION_FIELDS))
     model = model or load_model(model_path)
-    set_decoding(model, decoding, beam_size)
+    set_decoding(model, decoding)
     started = time.time()
     hypotheses = transcribe_paths(model, [entry["audio_filepath"] for entry in entries], batch_size)
     seconds = time.time() - started
@@ -53,7 +62,8 @@ def evaluate(
     summary = {
         "model": model_path,
         "manifest": manifest,
-        "decoding": decoding if decoding == "greedy" else f"beam{beam_size}",
+        "decoding": decoding.label,
+        "utterances_per_second": round(len(entries) / seconds, 2) if seconds > 0 else None,
         **error_rates(references, hypotheses),
         "seconds": round(seconds, 2),
         "audio_hours": round(sum(float(entry.get("duration", 0)) for entry in entries) / 3600, 4),
@@ -86,14 +96,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--manifest", required=True, help="NeMo manifest: audio_filepath and text (the reference) on every line"
     )
     parser.add_argument("--out", help="folder for hypotheses.jsonl (one line per utterance) and summary.json")
-    parser.add_argument(
-        "--decoding",
-        choices=["greedy", "beam"],
-        default="greedy",
-        help="greedy: NeMo's batched greedy CTC decoding (CUDA graphs on GPU); beam: NeMo's batched CTC beam "
-        "search (default greedy)",
-    )
-    parser.add_argument("--beam-size", type=int, default=4, help="hypotheses kept by --decoding beam (default 4)")
+    add_decoding_arguments(parser)
     parser.add_argument("--batch-size", type=int, default=8, help="utterances decoded together (default 8)")
     parser.add_argument(
         "--tolerance", type=float, help="exit 1 when the primary metric (WER, CER for Han) exceeds this"
@@ -103,7 +106,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    summary = evaluate(args.model, args.manifest, args.out, args.decoding, args.beam_size, args.batch_size)
+    decoding = decoding_from_args(args)
+    summary = evaluate(args.model, args.manifest, args.out, decoding, batch_size=args.batch_size)
     print(
         f"{summary['manifest']}: WER {summary['wer']:.4f}  CER {summary['cer']:.4f}  "
         f"({summary['utterances']} utterances, {summary['decoding']}, primary {summary['primary_metric']})"

@@ -7,6 +7,8 @@ beam search, ``--beam-size``). Out: transcripts.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import torch
 from omegaconf import open_dict
 
@@ -31,18 +33,105 @@ def load_model(path: str, device: str | None = None, named: str = "--model"):
     return model
 
 
-def set_decoding(model, decoding: str = "greedy", beam_size: int = 4) -> None:
+@dataclass(frozen=True)
+class Decoding:
+    """How CTC output becomes text: NeMo's batched greedy decoder, or its batched beam search
+    (``beam_batch``), optionally fused with an n-gram LM: score = acoustic + lm_alpha * LM + beam_beta * length."""
+
+    strategy: str = "greedy"
+    beam_size: int = 4
+    lm: str | None = None
+    lm_alpha: float = 0.5
+    beam_beta: float = 0.0
+
+    @property
+    def label(self) -> str:
+        if self.strategy == "greedy":
+            return "greedy"
+        if self.lm:
+            return f"beam{self.beam_size}+lm(alpha={self.lm_alpha:g}, beta={self.beam_beta:g})"
+        return f"beam{self.beam_size}"
+
+
+def lm_vocabulary_problem(lm_path: str, vocab_size: int) -> str | None:
+    """Why an ARPA file cannot serve a model with ``vocab_size`` tokens (a token id beyond them), or None."""
+    from asr_transfer.lm.ngram import TOKEN_OFFSET
+
+    in_unigrams = False
+    with open(lm_path, encoding="utf-8") as handle:
+        for line in handle:
+            if line.startswith("\\1-grams:"):
+                in_unigrams = True
+                continue
+            if in_unigrams and (not line.strip() or line.startswith("\\")):
+                return None
+            if in_unigrams:
+                symbol = line.split("\t")[1].strip()
+                if len(symbol) == 1 and ord(symbol) - TOKEN_OFFSET >= vocab_size:
+                    return f"it holds token {ord(symbol) - TOKEN_OFFSET}, and the model has {vocab_size} tokens"
+    return "it has no \\1-grams: section"
+
+
+def set_decoding(model, decoding: str | Decoding = "greedy", beam_size: int = 4) -> None:
+    if isinstance(decoding, str):
+        decoding = Decoding(decoding, beam_size)
     config = model.cfg.decoding
     with open_dict(config):
-        if decoding == "greedy":
+        if decoding.strategy == "greedy":
             config.strategy = "greedy_batch"
-        elif decoding == "beam":
+        elif decoding.strategy == "beam":
             config.strategy = "beam_batch"
-            config.beam.beam_size = int(beam_size)
+            config.beam.beam_size = int(decoding.beam_size)
             config.beam.return_best_hypothesis = True
+            config.beam.ngram_lm_model = decoding.lm
+            config.beam.ngram_lm_alpha = float(decoding.lm_alpha) if decoding.lm else 0.0
+            config.beam.beam_beta = float(decoding.beam_beta) if decoding.lm else 0.0
         else:
-            raise UserError(f"--decoding {decoding} is unknown; use greedy or beam")
+            raise UserError(f"--decoding {decoding.strategy} is unknown; use greedy or beam")
+    if decoding.lm:
+        problem = lm_vocabulary_problem(decoding.lm, len(model.decoder.vocabulary))
+        if problem:
+            raise UserError(f"--lm {decoding.lm} does not fit this model: {problem}; build it with train-lm --model")
     model.change_decoding_strategy(config, verbose=False)
+
+
+def add_decoding_arguments(parser) -> None:
+    """--decoding, --beam-size, --lm, --lm-alpha, --beam-beta and --lm-params, shared by every decoding command."""
+    parser.add_argument(
+        "--decoding",
+        choices=["greedy", "beam"],
+        default="greedy",
+        help="greedy: NeMo's batched greedy CTC decoding (CUDA graphs on GPU); beam: NeMo's batched CTC beam "
+        "search, beam_batch (default greedy; --lm implies beam)",
+    )
+    parser.add_argument("--beam-size", type=int, default=4, help="hypotheses kept by beam search (default 4)")
+    parser.add_argument("--lm", help="n-gram LM (ARPA from asr-transfer train-lm) fused into beam search")
+    parser.add_argument("--lm-alpha", type=float, default=0.5, help="LM weight (default 0.5)")
+    parser.add_argument("--beam-beta", type=float, default=0.0, help="length bonus per token (default 0)")
+    parser.add_argument(
+        "--lm-params", help="JSON written by asr-transfer tune-lm: its LM, alpha, beta and beam size (tuned on dev)"
+    )
+
+
+def decoding_from_args(args) -> Decoding:
+    import json
+    import os
+
+    if args.lm_params:
+        if args.lm:
+            raise UserError("give --lm or --lm-params, not both")
+        if not os.path.isfile(args.lm_params):
+            raise UserError(f"--lm-params {args.lm_params} does not exist; write it with asr-transfer tune-lm")
+        with open(args.lm_params, encoding="utf-8") as handle:
+            tuned = json.load(handle)
+        return Decoding(
+            "beam", int(tuned["beam_size"]), tuned["lm"], float(tuned["lm_alpha"]), float(tuned["beam_beta"])
+        )
+    if args.lm:
+        if not os.path.isfile(args.lm):
+            raise UserError(f"--lm {args.lm} does not exist; build one with asr-transfer train-lm")
+        return Decoding("beam", args.beam_size, args.lm, args.lm_alpha, args.beam_beta)
+    return Decoding(args.decoding, args.beam_size)
 
 
 def transcribe_paths(model, paths: list[str], batch_size: int = 8) -> list[str]:

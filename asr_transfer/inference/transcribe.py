@@ -11,7 +11,13 @@ import os
 
 from asr_transfer.errors import InputError
 from asr_transfer.fileio import read_manifest, write_manifest
-from asr_transfer.inference.model import load_model, set_decoding, transcribe_paths
+from asr_transfer.inference.model import (
+    add_decoding_arguments,
+    decoding_from_args,
+    load_model,
+    set_decoding,
+    transcribe_paths,
+)
 from asr_transfer.manifests.checks import require_manifest
 
 
@@ -27,10 +33,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--model", required=True, help="the .nemo model")
     parser.add_argument("--manifest", help="transcribe the audio of this NeMo manifest instead of FILES")
     parser.add_argument("--out", help="write a manifest (the input lines plus pred_text) here instead of printing")
-    parser.add_argument(
-        "--decoding", choices=["greedy", "beam"], default="greedy", help="greedy or beam search (default greedy)"
-    )
-    parser.add_argument("--beam-size", type=int, default=4, help="hypotheses kept by --decoding beam (default 4)")
+    add_decoding_arguments(parser)
     parser.add_argument("--batch-size", type=int, default=8, help="utterances decoded together (default 8)")
     return parser
 
@@ -52,8 +55,9 @@ def main(argv: list[str] | None = None) -> int:
     if bool(args.files) == bool(args.manifest):
         parser.error("give audio FILES or --manifest, not both or neither")
     entries = audio_entries(args)
+    decoding = decoding_from_args(args)
     model = load_model(args.model)
-    set_decoding(model, args.decoding, args.beam_size)
+    set_decoding(model, decoding)
     texts = transcribe_paths(model, [entry["audio_filepath"] for entry in entries], args.batch_size)
     if args.out:
         write_manifest(args.out, [{**entry, "pred_text": text} for entry, text in zip(entries, texts, strict=True)])

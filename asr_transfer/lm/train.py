@@ -64,6 +64,27 @@ def excluded_texts(manifests: list[str]) -> set[str]:
     return texts
 
 
+def prepared_sources(data_dir: str) -> dict:
+    """What a ``prepare-cv`` folder offers an LM: its train.json, its dev.json and test.json to exclude,
+    the release's validated_sentences.tsv (v17+) and the language that normalizes it."""
+    import json
+
+    summary_path = os.path.join(data_dir, "summary.json")
+    if not os.path.isfile(summary_path):
+        raise UserError(
+            f"--prepared {data_dir} holds no summary.json; give an output folder of asr-transfer prepare-cv"
+        )
+    with open(summary_path, encoding="utf-8") as handle:
+        summary = json.load(handle)
+    sentences = summary.get("validated_sentences")
+    return {
+        "manifests": [os.path.join(data_dir, "train.json")],
+        "exclude": [os.path.join(data_dir, split) for split in ("dev.json", "test.json")],
+        "cv_sentence_files": [sentences] if sentences and os.path.isfile(sentences) else [],
+        "lang": summary.get("language"),
+    }
+
+
 def model_tokenizer(model) -> tuple[Callable[[str], list[int] | None], int]:
     """The model's text -> token ids (None when a character is not in a char model's labels), and its
     vocabulary size without the blank."""
@@ -196,13 +217,27 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--cv-sentences", action="append", default=[], help="Common Voice validated_sentences.tsv")
     parser.add_argument("--exclude", action="append", default=[], help="manifest whose sentences are removed")
     parser.add_argument("--lang", help="language file that normalizes raw text (--text, --cv-sentences)")
+    parser.add_argument(
+        "--prepared",
+        metavar="DATA_DIR",
+        help="a prepare-cv output folder: adds its train.json, excludes its dev.json and test.json, and adds the "
+        "release's validated_sentences.tsv when it has one (v17+), normalized by the folder's language",
+    )
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    prepared = prepared_sources(args.prepared) if args.prepared else {}
     report = train_lm(
-        args.model, args.out, args.order, args.manifest, args.text, args.cv_sentences, args.exclude, args.lang
+        args.model,
+        args.out,
+        args.order,
+        args.manifest + prepared.get("manifests", []),
+        args.text,
+        args.cv_sentences + prepared.get("cv_sentence_files", []),
+        args.exclude + prepared.get("exclude", []),
+        args.lang or prepared.get("lang"),
     )
     rejected = sum(report["rejected"].values())
     print(

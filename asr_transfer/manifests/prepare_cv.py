@@ -145,7 +145,12 @@ def prepare_common_voice(
     rows = iter_rows(locale_dir, train_from_validated, counts)
     items = source_items(locale_dir, rows, read_listed_durations(locale_dir))
     builder = ManifestBuilder(out_dir, language, options, list(cv.RELEASED_SPLITS))
-    extra = {"source": str(locale_dir), "train_from_validated": counts if train_from_validated else None}
+    sentences = locale_dir / "validated_sentences.tsv"  # v17+: text for language models (train-lm --prepared)
+    extra = {
+        "source": str(locale_dir),
+        "train_from_validated": counts if train_from_validated else None,
+        "validated_sentences": str(sentences) if sentences.is_file() else None,
+    }
     return builder.run(items, total=count_rows(locale_dir, train_from_validated), extra_summary=extra)
 
 

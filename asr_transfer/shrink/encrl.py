@@ -14,42 +14,16 @@ from __future__ import annotations
 
 import csv
 import math
-import os
 import time
 from pathlib import Path
 
 import numpy as np
 import torch
-from torch.utils.data import DataLoader, Dataset, Sampler
+from torch.utils.data import DataLoader, Sampler
 
-from asr_transfer.fileio import atomic_open, atomic_path, read_manifest
+from asr_transfer.fileio import atomic_open, atomic_path
+from asr_transfer.inference.batches import AudioManifest, pad_batch
 from asr_transfer.shrink.losses import representation_loss
-
-
-class AudioManifest(Dataset):
-    """Waveforms of a NeMo manifest's ``audio_filepath`` entries (relative paths: to the manifest)."""
-
-    def __init__(self, manifest: str, sample_rate: int):
-        base = os.path.dirname(os.path.abspath(manifest))
-        self.paths = [os.path.join(base, entry["audio_filepath"]) for entry in read_manifest(manifest)]
-        self.sample_rate = sample_rate
-
-    def __len__(self) -> int:
-        return len(self.paths)
-
-    def __getitem__(self, index: int) -> torch.Tensor:
-        from nemo.collections.asr.parts.preprocessing.segment import AudioSegment
-
-        segment = AudioSegment.from_file(self.paths[index], target_sr=self.sample_rate)
-        return torch.as_tensor(segment.samples, dtype=torch.float32)
-
-
-def pad_batch(waveforms: list[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
-    lengths = torch.tensor([len(wave) for wave in waveforms])
-    batch = torch.zeros(len(waveforms), int(lengths.max()))
-    for row, wave in enumerate(waveforms):
-        batch[row, : len(wave)] = wave
-    return batch, lengths
 
 
 class StepBatches(Sampler):
@@ -146,9 +120,8 @@ def learn_representations(
     optimizer = torch.optim.AdamW(trainable, lr=lr, betas=(0.9, 0.98), weight_decay=1e-3)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, warmup_cosine(steps))
     sample_rate = int(teacher.cfg.get("sample_rate", 16000))
-    collate = lambda items: pad_batch(items)  # noqa: E731
     audio = AudioManifest(audio_manifest, sample_rate)
-    dev = DataLoader(AudioManifest(dev_manifest, sample_rate), batch_size=batch_size, collate_fn=collate)
+    dev = DataLoader(AudioManifest(dev_manifest, sample_rate), batch_size=batch_size, collate_fn=pad_batch)
 
     checkpoint_path = out_dir / "checkpoint.pt"
     state = {"step": 0, "seconds": 0.0, "log": [], "dev": []}
@@ -178,7 +151,7 @@ def learn_representations(
     batches = DataLoader(
         audio,
         batch_sampler=StepBatches(len(audio), batch_size, seed, state["step"], steps),
-        collate_fn=collate,
+        collate_fn=pad_batch,
         num_workers=num_workers,
     )
     autocast = torch.autocast("cuda", dtype=torch.bfloat16, enabled=device.type == "cuda")

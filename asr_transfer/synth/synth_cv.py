@@ -166,9 +166,7 @@ def plan_corpus(lang: str, clips: int, seed: int, version: float, accents: list[
     extra = max(3, clips // 10)
     counts = {split: max(1, round(clips * share)) for split, share in SPLIT_SHARES}
     counts["train"] = clips - counts["dev"] - counts["test"]
-    plan: dict[str, list[Clip]] = {
-        name: [] for name in ("train", "dev", "test", "validated_only", "other", "invalidated")
-    }
+    plan: dict[str, list] = {name: [] for name in ("train", "dev", "test", "validated_only", "other", "invalidated")}
     number = 0
 
     def new_clip(pool: list[Speaker]) -> Clip:
@@ -186,6 +184,8 @@ def plan_corpus(lang: str, clips: int, seed: int, version: float, accents: list[
     plan["validated_only"] = [new_clip(groups["train"] if i % 3 else groups["dev"]) for i in range(extra)]
     plan["other"] = [new_clip(groups["train"]) for _ in range(max(1, extra // 2))]
     plan["invalidated"] = [new_clip(groups["train"]) for _ in range(max(1, extra // 2))]
+    # Sentences nobody recorded yet: validated_sentences.tsv (v17+) lists them beside the recorded ones.
+    plan["unrecorded"] = [sentence for sentence, _ in zip(prompts, range(clips), strict=False)]
     return plan
 
 
@@ -293,7 +293,7 @@ def synth_cv(
     expected = plant_faults(plan, lang, cv_version) if faults else []
     locale_dir = corpus_dir(out_dir, lang, cv_version, date)
     (locale_dir / "clips").mkdir(parents=True, exist_ok=True)
-    unique = {clip.name: clip for group in plan.values() for clip in group}
+    unique = {clip.name: clip for name, group in plan.items() if name != "unrecorded" for clip in group}
     tasks = [
         (
             clip.spoken or clip.sentence,
@@ -327,6 +327,8 @@ def synth_cv(
     for name, rows in tables.items():
         write_tsv(locale_dir / f"{name}.tsv", header, rows, lang, cv_version)
     _write_reported(locale_dir, plan["test"][:1], lang, cv_version)
+    if cv_version >= 17:
+        _write_validated_sentences(locale_dir, [clip.sentence for clip in validated_unique] + plan["unrecorded"])
     if cv_version >= 16.1:
         with atomic_open(locale_dir / "clip_durations.tsv") as handle:
             handle.write("clip\tduration[ms]\n")
@@ -339,6 +341,18 @@ def synth_cv(
 
 def _file(name: str) -> str:
     return name if name.endswith(".mp3") else f"{name}.mp3"
+
+
+def _write_validated_sentences(locale_dir: Path, sentences: list[str]) -> None:
+    """v17+'s text-only list, quoted CSV-style like the real file (unlike the clip TSVs)."""
+    import csv
+
+    with atomic_open(locale_dir / "validated_sentences.tsv") as handle:
+        writer = csv.writer(handle, delimiter="\t", lineterminator="\n")
+        writer.writerow(["sentence_id", "sentence", "sentence_domain", "source", "is_used", "clips_count"])
+        for sentence in dict.fromkeys(sentences):
+            sentence_id = hashlib.sha256(sentence.encode()).hexdigest()
+            writer.writerow([sentence_id, sentence, "", "synthetic grammar", 1, 0])
 
 
 def _write_reported(locale_dir: Path, clips: list[Clip], lang: str, version: float) -> None:

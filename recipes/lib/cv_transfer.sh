@@ -1,6 +1,7 @@
 # Shared driver of the Common Voice transfer recipes: recipes/<lang>/run.sh sets lang and base and its
 # header comment, then sources this file with the command line. Stages:
 #   0 check input   1 manifests   2 tokenizer   3 fine-tune   4 evaluate dev and test   5 export
+#   6 n-gram LM (train-lm on train + validated_sentences.tsv, dev/test excluded), tuned on dev, test with it
 set -euo pipefail
 . "$(dirname "${BASH_SOURCE[0]}")/stages.sh"
 option lang "$lang" "language (a file of asr_transfer/languages)"
@@ -11,6 +12,7 @@ option out "" "output folder, relative to the current directory (default exp/LAN
 option jobs "$(nproc)" "worker processes for data preparation"
 option init_nemo "" "a local base .nemo, instead of --base's pretrained model"
 option overrides "" "asr-transfer finetune overrides, e.g. \"trainer.max_steps=50000\""
+option lm_order 5 "order of stage 6's token n-gram LM"
 parse_options "$@"; set -- "${positional[@]+"${positional[@]}"}"
 [ $# -eq 1 ] || { echo "error: give one CV_DIR_OR_TARBALL; $(basename "$0") --help explains" >&2; exit 2; }
 source_path=$1
@@ -64,4 +66,12 @@ fi
 if run_stage 5; then
     log_stage 5 "export" "$run_dir" "$model"
     cli export --run "$run_dir" --out "$model"
+fi
+if run_stage 6; then
+    lm=$out/lm/$(basename "$vocab_dir")_${lm_order}gram.arpa
+    log_stage 6 "n-gram LM, tuned on dev" "$data/train.json" "$lm"
+    cli train-lm --prepared "$data" --model "$model" --order "$lm_order" "$lm"
+    cli tune-lm --model "$model" --lm "$lm" --manifest "$data/dev.json" --out "$out/lm/params.json"
+    log_stage 6 "evaluate test with the LM" "$out/lm/params.json" "$out/eval_test_lm/summary.json"
+    cli evaluate --model "$model" --manifest "$data/test.json" --lm-params "$out/lm/params.json" --out "$out/eval_test_lm"
 fi
