@@ -104,3 +104,4 @@ def test_demo_recipe_writes_results_and_plot(tmp_path, tiny_base):
     assert "| transfer from English |" in results and "| from scratch |" in results
     assert (out / "dev_wer.png").stat().st_size > 10_000
     assert (out / "model_de_transfer.nemo").exists()
+    assert "| greedy |" in results and "| beam8 |" in results and "+lm(alpha=" in results

@@ -7,7 +7,9 @@
 #   Stage 3: fine-tune the English base (recipes/en_base/model) on German
 #   Stage 4: train the same model from scratch with the same step budget
 #   Stage 5: evaluate both on test, export the transferred model
-#   Stage 6: RESULTS.md and dev_wer.png (dev WER against steps, both arms)
+#   Stage 6: decode test with a language model: a token 5-gram of the training text and the release's
+#            validated_sentences.tsv (dev/test sentences removed), weights tuned on dev; beam without LM too
+#   Stage 7: RESULTS.md and dev_wer.png (dev WER against steps, both arms; test WER by decoding)
 set -euo pipefail
 . "$(dirname "$0")/../lib/stages.sh"
 option clips 400 "clips to synthesize"
@@ -70,7 +72,16 @@ if run_stage 5; then
     cli export --run "$transfer_run" --out "$out/model_de_transfer.nemo"
 fi
 if run_stage 6; then
-    log_stage 6 "report" "$transfer_run $scratch_run" "$out/RESULTS.md, $out/dev_wer.png"
+    model=$out/model_de_transfer.nemo
+    log_stage 6 "n-gram LM, tuned on dev" "$data/train.json" "$out/lm/params.json"
+    cli train-lm --prepared "$data" --model "$model" --order 5 "$out/lm/char_5gram.arpa"
+    cli tune-lm --model "$model" --lm "$out/lm/char_5gram.arpa" --manifest "$data/dev.json" --out "$out/lm/params.json"
+    log_stage 6 "evaluate transfer on test: beam, beam with the LM" "$model" "$out/eval_transfer_{beam,lm}/summary.json"
+    cli evaluate --model "$model" --manifest "$data/test.json" --decoding beam --beam-size 8 --out "$out/eval_transfer_beam"
+    cli evaluate --model "$model" --manifest "$data/test.json" --lm-params "$out/lm/params.json" --out "$out/eval_transfer_lm"
+fi
+if run_stage 7; then
+    log_stage 7 "report" "$transfer_run $scratch_run" "$out/RESULTS.md, $out/dev_wer.png"
     cli report demo "$out" --transfer "$transfer_run" --scratch "$scratch_run" > "$out/RESULTS.md"
     cat "$out/RESULTS.md"
 fi
