@@ -2,7 +2,7 @@
 
 In: a ``.nemo`` path (checked to be a complete archive first), audio paths, a decoding choice
 (``greedy``: NeMo's batched greedy CTC decoder, with CUDA graphs on GPU; ``beam``: NeMo's batched CTC
-beam search, ``--beam-size``). Out: transcripts.
+beam search, ``--beam-size``, optionally fused with an n-gram LM from ``train-lm``). Out: transcripts.
 """
 
 from __future__ import annotations
@@ -124,9 +124,8 @@ def decoding_from_args(args) -> Decoding:
             raise UserError(f"--lm-params {args.lm_params} does not exist; write it with asr-transfer tune-lm")
         with open(args.lm_params, encoding="utf-8") as handle:
             tuned = json.load(handle)
-        return Decoding(
-            "beam", int(tuned["beam_size"]), tuned["lm"], float(tuned["lm_alpha"]), float(tuned["beam_beta"])
-        )
+        lm = os.path.join(os.path.dirname(os.path.abspath(args.lm_params)), tuned["lm"])
+        return Decoding("beam", int(tuned["beam_size"]), lm, float(tuned["lm_alpha"]), float(tuned["beam_beta"]))
     if args.lm:
         if not os.path.isfile(args.lm):
             raise UserError(f"--lm {args.lm} does not exist; build one with asr-transfer train-lm")

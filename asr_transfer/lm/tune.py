@@ -102,7 +102,7 @@ def tune_lm(
         grid.append({"lm_alpha": alpha, "beam_beta": beta, **result})
     best = min(grid, key=lambda point: (point[metric], point["lm_alpha"], point["beam_beta"]))
     tuned = {
-        "lm": os.path.abspath(lm_path),
+        "lm": os.path.relpath(lm_path, os.path.dirname(os.path.abspath(out_path))),  # the folder can move
         "lm_alpha": best["lm_alpha"],
         "beam_beta": best["beam_beta"],
         "beam_size": beam_size,
