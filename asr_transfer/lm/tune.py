@@ -141,6 +141,10 @@ def main(argv: list[str] | None = None) -> int:
         args.model, args.lm, args.manifest, args.out, args.alphas, args.betas, args.beam_size, args.batch_size
     )
     dev = tuned["dev"]
+    for name, grid in (("alpha", args.alphas), ("beta", args.betas)):
+        value = tuned["lm_alpha" if name == "alpha" else "beam_beta"]
+        if len(grid) > 1 and value in (min(grid), max(grid)):
+            print(f"tune-lm: the best {name} ({value:g}) is at the edge of its grid; widen --{name}s", file=sys.stderr)
     print(
         f"{args.out}: alpha {tuned['lm_alpha']:g}, beta {tuned['beam_beta']:g}; dev {tuned['metric'].upper()} "
         + ", ".join(f"{name} {value:.4f}" for name, value in dev.items()),
