@@ -56,13 +56,13 @@ def load_results(out: Path) -> tuple[dict | None, list[dict]]:
     return teacher, runs
 
 
-def mean_sd(values: list) -> str:
+def mean_sd(values: list, digits: int = 3) -> str:
     values = [value for value in values if value is not None]
     if not values:
         return "n/a"
     if len(values) == 1:
-        return f"{values[0]:.3f}"
-    return f"{statistics.mean(values):.3f} ± {statistics.stdev(values):.3f}"
+        return f"{values[0]:.{digits}f}"
+    return f"{statistics.mean(values):.{digits}f} ± {statistics.stdev(values):.{digits}f}"
 
 
 def first_reaching(result: dict, metric: str, target: float) -> dict | None:
@@ -132,10 +132,10 @@ def speed_table(found: list[dict]) -> list[str]:
     for (arm, layers), group in grouped(found).items():
         reached = [row for row in group if row["steps"] is not None]
         lines.append(
-            f"| {label(arm)} | {layers} | {len(reached)}/{len(group)} | {mean_sd([r['steps'] for r in reached])} | "
-            f"{mean_sd([r['steps_with_step1'] for r in reached])} | {mean_sd([r['seconds'] for r in reached])} | "
-            f"{mean_sd([r['seconds_with_step1'] for r in reached])} | "
-            f"{group[0]['scratch_steps']}, {mean_sd([r['scratch_seconds'] for r in group])} |"
+            f"| {label(arm)} | {layers} | {len(reached)}/{len(group)} | {mean_sd([r['steps'] for r in reached], 0)} | "
+            f"{mean_sd([r['steps_with_step1'] for r in reached], 0)} | {mean_sd([r['seconds'] for r in reached], 0)} | "
+            f"{mean_sd([r['seconds_with_step1'] for r in reached], 0)} | "
+            f"{group[0]['scratch_steps']}, {mean_sd([r['scratch_seconds'] for r in group], 0)} |"
         )
     return lines
 
