@@ -171,7 +171,8 @@ def test_two_student_shrink_end_to_end(tiny_teacher, german, tmp_path):
     assert by_arm[("kd", "1")]["parameters"] == by_arm[("scratch", "1")]["parameters"]
     for name in ("RESULTS.md", "frontier.png", "dev_curves.png"):
         assert (out / name).stat().st_size > 0
-    assert "two-step (one step-1 run, random init, clip+mse)" in (out / "RESULTS.md").read_text()
+    report = (out / "RESULTS.md").read_text()
+    assert "two-step (one step-1 run, random init, clip+mse)" in report and "asr-transfer shrink --teacher" in report
     # stock NeMo, in a process that never imports asr_transfer, restores and transcribes each student
     check = (
         "import sys, json\n"
@@ -185,7 +186,8 @@ def test_two_student_shrink_end_to_end(tiny_teacher, german, tmp_path):
     )
     finished = subprocess.run([sys.executable, "-c", check], capture_output=True, text=True)
     assert finished.returncode == 0, finished.stderr[-2000:]
-    # a rerun finds everything done
+    # a rerun finds everything done, and the command is recorded once
     assert cli_main(argv) == 0
+    assert len((out / "commands.txt").read_text().splitlines()) == 1
     assert json.loads((out / "results" / "kd_L1_s0.json").read_text())["arm"] == "kd"
     assert len(list(Path(out / "logs").glob("*.log"))) == 6

@@ -208,7 +208,7 @@ def publish_students(runs: list[dict], metric: str, out: Path) -> dict[int, str]
     return {size: f"{run['arm']} seed {run['seed']}" for size, run in chosen.items()}
 
 
-def write_report(out: Path, lang: str | None, command: str = "") -> Path:
+def write_report(out: Path, lang: str | None) -> Path:
     metric = primary_metric(lang)
     teacher, runs = load_results(out)
     write_csv(runs, teacher, out)
@@ -238,8 +238,10 @@ def write_report(out: Path, lang: str | None, command: str = "") -> Path:
         + (", ".join(f"student_{s}.nemo = {what}" for s, what in sorted(published.items())) or "none"),
         "",
     ]
-    if command:
-        lines += ["Command:", "", f"    {command}", ""]
+    commands = out / "commands.txt"
+    if commands.is_file():
+        lines += ["Made by (every shrink run into this folder):", ""]
+        lines += [f"    {command}" for command in commands.read_text(encoding="utf-8").splitlines()] + [""]
     with atomic_open(out / "RESULTS.md") as handle:
         handle.write("\n".join(lines))
     return out / "RESULTS.md"

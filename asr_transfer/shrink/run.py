@@ -27,7 +27,7 @@ import torch
 
 from asr_transfer import layout
 from asr_transfer.errors import UserError
-from asr_transfer.fileio import atomic_path, write_json
+from asr_transfer.fileio import atomic_open, atomic_path, write_json
 from asr_transfer.shrink.losses import LOSSES
 
 BASELINES = ("scratch", "scratch-3x", "kd")
@@ -301,6 +301,7 @@ def shrink(spec: ShrinkSpec) -> Path:
 
     check_inputs(spec)
     out = Path(spec.out_dir)
+    record_command(out, spec.command)
     teacher, layers = load_teacher(spec)
     teacher_result(spec, teacher, layers)
     for seed in spec.seeds:
@@ -315,8 +316,17 @@ def shrink(spec: ShrinkSpec) -> Path:
             }
             for arm in spec.baselines:
                 step2(spec, arm, init, size, seed, steps[arm], None)
-    write_report(out, spec.lang, spec.command)
+    write_report(out, spec.lang)
     return out
+
+
+def record_command(out: Path, command: str) -> None:
+    """Every invocation that wrote into OUT_DIR, once each, for the report's provenance."""
+    path = out / "commands.txt"
+    known = path.read_text(encoding="utf-8").splitlines() if path.is_file() else []
+    if command and command not in known:
+        with atomic_open(path) as handle:
+            handle.write("".join(f"{line}\n" for line in [*known, command]))
 
 
 def int_list(text: str) -> list[int]:
