@@ -114,8 +114,18 @@ def test_step1_lowers_the_representation_loss(tiny_teacher, german, tmp_path):
     teacher = load_model(tiny_teacher, "cpu")
     torch.manual_seed(0)
     student = derive(tiny_teacher, [0, 1], copy_weights=False)
+    # step 1 needs no transcripts: an audio manifest without text (paths made absolute)
+    audio = tmp_path / "audio.json"
+    base = Path(german["train"]).parent
+    with open(german["train"]) as source, open(audio, "w") as target:
+        for line in source:
+            entry = json.loads(line)
+            target.write(
+                json.dumps({"audio_filepath": str(base / entry["audio_filepath"]), "duration": entry["duration"]})
+                + "\n"
+            )
     summary = learn_representations(
-        teacher, student, german["train"], german["dev"], tmp_path, steps=30, batch_size=8, lr=3e-3, progress=False
+        teacher, student, str(audio), german["dev"], tmp_path, steps=30, batch_size=8, lr=3e-3, progress=False
     )
     assert summary["steps"] == 30
     assert summary["dev_loss_after"] < 0.8 * summary["dev_loss_before"], summary
@@ -123,7 +133,7 @@ def test_step1_lowers_the_representation_loss(tiny_teacher, german, tmp_path):
     assert len(rows) == 30 and {"clip", "mse", "loss", "seconds"} <= set(rows[0])
     # a rerun finds the finished checkpoint and trains nothing more
     again = learn_representations(
-        teacher, student, german["train"], german["dev"], tmp_path, steps=30, batch_size=8, lr=3e-3, progress=False
+        teacher, student, str(audio), german["dev"], tmp_path, steps=30, batch_size=8, lr=3e-3, progress=False
     )
     assert again["steps"] == 30 and again["seconds"] == summary["seconds"]
 
