@@ -254,7 +254,8 @@ def write_arpa(
                 for token, probability in probabilities.items():
                     handle.write(arpa_line((*context, token), probability, None))
                     top_ngrams += 1
-        sizes = {n: len(model.probabilities[n]) + (1 if n == 1 else 0) * 2 for n in range(1, order)}
+        # the unigram section also lists <s> and <unk>
+        sizes = {n: len(model.probabilities[n]) + (2 if n == 1 else 0) for n in range(1, order)}
         sizes[order] = top_ngrams
         with atomic_open(out_path) as out:
             out.write("\\data\\\n")
@@ -293,8 +294,7 @@ def read_arpa(path: str) -> Model:
             if fields[1] == "<unk>":
                 continue
             ngram = tuple(
-                specials.get(part, ord(part) - TOKEN_OFFSET if part not in specials else 0)
-                for part in fields[1].split(" ")
+                specials[part] if part in specials else ord(part) - TOKEN_OFFSET for part in fields[1].split(" ")
             )
             probabilities[current][ngram] = 10 ** float(fields[0]) if float(fields[0]) > NO_PROBABILITY else 0.0
             if len(fields) > 2:
