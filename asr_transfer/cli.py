@@ -18,6 +18,7 @@ import sys
 COMMANDS = {
     "prepare-cv": ("asr_transfer.manifests.prepare_cv", "Common Voice folder or tarball -> NeMo manifests"),
     "prepare-folder": ("asr_transfer.manifests.prepare_folder", "audio folder, CSV/TSV or manifest -> manifest"),
+    "shard": ("asr_transfer.manifests.shard_manifest", "manifest -> Lhotse Shar shards for multi-GPU training"),
     "manifest": ("asr_transfer.manifests.tools", "manifest stats | validate | merge | subset"),
     "train-tokenizer": ("asr_transfer.tokenizers.train", "manifests -> char vocabulary or SentencePiece folder"),
     "synth-cv": ("asr_transfer.synth.synth_cv", "synthetic Common Voice release spoken by espeak-ng"),

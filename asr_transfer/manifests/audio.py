@@ -79,6 +79,11 @@ def write_audio(path: str, samples: np.ndarray, audio_format: str) -> None:
 def write_wav_pcm16(path: str, samples: np.ndarray, rate: int = TARGET_RATE) -> None:
     """A mono 16-bit WAV written directly: libsndfile's writer fsyncs every file on close, which
     cost a third of the conversion time, and a crash is already covered by the atomic rename."""
+    with open(path, "wb") as handle:
+        handle.write(wav_pcm16_bytes(samples, rate))
+
+
+def wav_pcm16_bytes(samples: np.ndarray, rate: int = TARGET_RATE) -> bytes:
     pcm = np.clip(np.rint(samples * 32767.0), -32768, 32767).astype("<i2").tobytes()
     header = struct.pack(
         "<4sI4s4sIHHIIHH4sI",
@@ -96,9 +101,7 @@ def write_wav_pcm16(path: str, samples: np.ndarray, rate: int = TARGET_RATE) -> 
         b"data",
         len(pcm),
     )
-    with open(path, "wb") as handle:
-        handle.write(header)
-        handle.write(pcm)
+    return header + pcm
 
 
 def measure_clip(source: str) -> ClipResult:

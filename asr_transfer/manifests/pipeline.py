@@ -23,15 +23,14 @@ from asr_transfer.errors import UserError
 from asr_transfer.fileio import atomic_open, manifest_line, remove_stale_temporaries, write_json
 from asr_transfer.languages import Language
 from asr_transfer.manifests.audio import AUDIO_FORMATS, ClipResult, convert_clip, measure_clip
+from asr_transfer.manifests.filters import DurationRules, duration_problem
+from asr_transfer.manifests.shar import ShardedRow, ShardOptions, ShardPlan, write_index, write_shards
 from asr_transfer.parallel import default_jobs, ordered_map
 
 REJECT_MALFORMED = "malformed_row"
 REJECT_DUPLICATE = "duplicate_path"
-REJECT_TOO_SHORT = "too_short"
-REJECT_TOO_LONG = "too_long"
-REJECT_TOO_FAST = "too_many_chars_per_second"
-REJECT_TOO_SLOW = "too_few_chars_per_second"
-REJECT_DURATION_MISMATCH = "duration_mismatch"
+
+SHARDED_SPLIT = "train"  # with --shar, the split written as shards
 
 REJECTS_FILE = "rejects.tsv"
 SUMMARY_FILE = "summary.json"
@@ -73,6 +72,11 @@ def clip_output_path(out_dir: str | os.PathLike, key: str, audio_format: str) ->
     return os.path.join(os.path.abspath(out_dir), "clips", f"{key}.{audio_format}")
 
 
+def train_shar_dir(out_dir: str | os.PathLike) -> Path:
+    """Where ``prepare-cv --shar N`` writes the training split's shard folder (``data.shar_path``)."""
+    return Path(out_dir) / "train_shar"
+
+
 def manifest_path(out_dir: str | os.PathLike, split: str) -> str:
     return os.path.join(os.fspath(out_dir), f"{split}.json")
 
@@ -109,14 +113,29 @@ class _SplitStats:
 
 
 class ManifestBuilder:
-    def __init__(self, out_dir: str | os.PathLike, language: Language, options: BuildOptions, splits: list[str]):
+    """With ``shar``, the training split goes to Lhotse Shar shards in ``<out_dir>/train_shar`` straight from
+    the decoder (no per-clip file); its manifest then names each clip inside its shard (``shard_id``, NeMo's
+    tarred-manifest convention) and serves text-only steps (tokenizer, LM)."""
+
+    def __init__(
+        self,
+        out_dir: str | os.PathLike,
+        language: Language,
+        options: BuildOptions,
+        splits: list[str],
+        shar: ShardOptions | None = None,
+    ):
         self.out_dir = Path(out_dir)
         self.language = language
         self.options = options
         self.splits = splits
+        self.shar = shar
         self.stats = {split: _SplitStats() for split in splits}
         self.min_cps = _first_set(options.min_chars_per_second, language.min_chars_per_second)
         self.max_cps = _first_set(options.max_chars_per_second, language.max_chars_per_second)
+        self.rules = DurationRules(
+            options.min_duration, options.max_duration, self.min_cps, self.max_cps, options.duration_tolerance
+        )
         self._seen_keys: set[str] = set()
         self._rejects = None
         self._manifests: dict = {}
@@ -135,13 +154,63 @@ class ManifestBuilder:
             rejects.write("split\tpath\treason\tdetail\n")
             self._bar = tqdm(total=total, unit="clip", disable=not self.options.progress, desc="clips")
             accepted = self._screen(items)
-            for item, text, result in ordered_map(_clip_task, self._tasks(accepted), jobs=self.options.jobs):
-                self._finish(item, text, result)
-                self._bar.update(1)
+            if self.shar:
+                extra_summary = {**(extra_summary or {}), "train_shar": self._run_sharded(accepted)}
+            else:
+                self._convert(accepted)
             self._bar.close()
         summary = self._summary(time.time() - started, extra_summary or {})
         write_json(summary_path(self.out_dir), summary)
         return summary
+
+    def _convert(self, accepted: Iterator[tuple[SourceItem, str]]) -> None:
+        for item, text, result in ordered_map(_clip_task, self._tasks(accepted), jobs=self.options.jobs):
+            self._finish(item, text, result)
+            self._bar.update(1)
+
+    def _run_sharded(self, accepted: Iterator[tuple[SourceItem, str]]) -> dict:
+        """Held-out splits become clips as usual; training rows are planned, then written shard by shard."""
+        folder = train_shar_dir(self.out_dir)
+        with ShardPlan(folder, self.shar) as plan:
+            self._convert(self._divert_training_rows(accepted, plan))
+        outcomes = []
+        for outcome in write_shards(folder, self.shar, self.rules, self.options.jobs):
+            self._finish_sharded(outcome)
+            outcomes.append(outcome)
+            self._bar.update(1)
+        index = write_index(folder, self.shar, outcomes)
+        return {"dir": str(folder), "shards": index["shards"], "clips": index["clips"], "hours": index["hours"]}
+
+    def _divert_training_rows(self, accepted, plan: ShardPlan) -> Iterator[tuple[SourceItem, str]]:
+        for item, text in accepted:
+            if item.split != SHARDED_SPLIT:
+                yield item, text
+                continue
+            plan.add(
+                {
+                    "split": item.split,
+                    "reference": item.reference,
+                    "source": item.source,
+                    "key": item.key,
+                    "text": text,
+                    "metadata": item.metadata,
+                    "expected_duration": item.expected_duration,
+                }
+            )
+
+    def _finish_sharded(self, outcome: ShardedRow) -> None:
+        row = outcome.row
+        if outcome.reason:
+            self._write_reject(row["split"], row["reference"], outcome.reason, outcome.detail)
+            return
+        entry = {
+            "audio_filepath": f"{row['key']}.{self.shar.audio_format}",
+            "duration": round(outcome.duration, 3),
+            "text": row["text"],
+            "shard_id": outcome.shard,
+            **row["metadata"],
+        }
+        self._account(row["split"], entry)
 
     def _screen(self, items: Iterable[SourceItem]) -> Iterator[tuple[SourceItem, str]]:
         """Reject rows on text and bookkeeping alone, before any audio work."""
@@ -173,7 +242,7 @@ class ManifestBuilder:
             self._reject(item, result.reason, result.detail)
             return
         duration = result.duration
-        reason = self._duration_problem(item, text, duration)
+        reason = duration_problem(self.rules, text, duration, item.expected_duration)
         if reason:
             self._reject(item, reason, f"{duration:.2f}s, {len(text)} chars")
             return
@@ -185,32 +254,22 @@ class ManifestBuilder:
             "text": text,
             **item.metadata,
         }
-        self._manifests[item.split].write(manifest_line(entry))
-        stats = self.stats[item.split]
-        stats.kept += 1
-        stats.seconds += duration
-        stats.characters.update(text)
+        self._account(item.split, entry)
 
-    def _duration_problem(self, item: SourceItem, text: str, duration: float) -> str | None:
-        if item.expected_duration is not None and abs(duration - item.expected_duration) > max(
-            self.options.duration_tolerance, 0.1 * item.expected_duration
-        ):
-            return REJECT_DURATION_MISMATCH
-        if duration < self.options.min_duration:
-            return REJECT_TOO_SHORT
-        if duration > self.options.max_duration:
-            return REJECT_TOO_LONG
-        chars_per_second = len(text) / duration
-        if self.max_cps and chars_per_second > self.max_cps:
-            return REJECT_TOO_FAST
-        if self.min_cps and chars_per_second < self.min_cps:
-            return REJECT_TOO_SLOW
-        return None
+    def _account(self, split: str, entry: dict) -> None:
+        self._manifests[split].write(manifest_line(entry))
+        stats = self.stats[split]
+        stats.kept += 1
+        stats.seconds += entry["duration"]
+        stats.characters.update(entry["text"])
 
     def _reject(self, item: SourceItem, reason: str, detail: str = "") -> None:
-        self.stats[item.split].rejected[reason] += 1
+        self._write_reject(item.split, item.reference, reason, detail)
+
+    def _write_reject(self, split: str, reference: str, reason: str, detail: str = "") -> None:
+        self.stats[split].rejected[reason] += 1
         clean_detail = " ".join(detail.split())
-        self._rejects.write(f"{item.split}\t{item.reference}\t{reason}\t{clean_detail}\n")
+        self._rejects.write(f"{split}\t{reference}\t{reason}\t{clean_detail}\n")
 
     def _summary(self, seconds: float, extra: dict) -> dict:
         splits = {split: stats.as_dict() for split, stats in self.stats.items()}

@@ -2,7 +2,8 @@
 
 In: ``CV_DIR_OR_TARBALL`` (an extracted release at any level, or the ``.tar.gz``), a language code.
 Out: ``OUT_DIR/{train,dev,test}.json``, ``OUT_DIR/clips/`` (16 kHz mono WAV or FLAC),
-``OUT_DIR/rejects.tsv`` and ``OUT_DIR/summary.json``. A rerun skips finished clips.
+``OUT_DIR/rejects.tsv`` and ``OUT_DIR/summary.json``; with ``--shar N`` the train split as Lhotse Shar
+shards in ``OUT_DIR/train_shar`` instead of clip files. A rerun skips finished clips and shards.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from asr_transfer.languages import load_language
 from asr_transfer.manifests import common_voice as cv
 from asr_transfer.manifests.options import add_build_arguments, build_options, report_summary
 from asr_transfer.manifests.pipeline import BuildOptions, ManifestBuilder, SourceItem
+from asr_transfer.manifests.shar import ShardOptions, add_shard_arguments, shard_options
 
 # Held-out splits first, so that a clip listed twice is kept in dev/test and rejected from train.
 SPLIT_ORDER = ("test", "dev", "train")
@@ -46,6 +48,14 @@ def build_parser() -> argparse.ArgumentParser:
         help="treat the release as --lang even though its folder name or its TSVs' locale column say otherwise "
         "(a renamed folder)",
     )
+    parser.add_argument(
+        "--shar",
+        type=int,
+        metavar="N",
+        help="write the train split as N Lhotse Shar shards in OUT_DIR/train_shar straight from the decoder (no "
+        "clip files; train.json then holds text and shard ids only); train with data.shar_path=OUT_DIR/train_shar",
+    )
+    add_shard_arguments(parser)
     add_build_arguments(parser)
     return parser
 
@@ -137,6 +147,7 @@ def prepare_common_voice(
     text_options: tuple[str, ...] = (),
     extract_dir: str | None = None,
     force_lang: bool = False,
+    shar: ShardOptions | None = None,
 ) -> dict:
     language = load_language(lang).with_options(text_options)
     options = options or BuildOptions()
@@ -144,7 +155,7 @@ def prepare_common_voice(
     counts: dict = {}
     rows = iter_rows(locale_dir, train_from_validated, counts)
     items = source_items(locale_dir, rows, read_listed_durations(locale_dir))
-    builder = ManifestBuilder(out_dir, language, options, list(cv.RELEASED_SPLITS))
+    builder = ManifestBuilder(out_dir, language, options, list(cv.RELEASED_SPLITS), shar=shar)
     sentences = locale_dir / "validated_sentences.tsv"  # v17+: text for language models (train-lm --prepared)
     extra = {
         "source": str(locale_dir),
@@ -169,6 +180,7 @@ def main(argv: list[str] | None = None) -> int:
         text_options=tuple(args.text_option),
         extract_dir=args.extract_dir,
         force_lang=args.force_lang,
+        shar=shard_options(args, args.shar) if args.shar else None,
     )
     report_summary(summary, args.out_dir)
     return 0

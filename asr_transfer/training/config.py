@@ -119,4 +119,11 @@ def resolve_trainer(cfg: DictConfig) -> DictConfig:
         nodes = trainer.get("num_nodes", 1)
         if trainer.get("strategy", "auto") == "auto" and (devices not in (1, "1") or nodes != 1):
             trainer.strategy = "ddp"
+        if cfg.get("data") is not None and cfg.data.get("shar_path"):
+            # Shards are an endless stream, split by rank here rather than by a sampler: a Lightning "epoch"
+            # is then a fixed number of batches, one validation interval (NeMo's own Lhotse setting).
+            trainer.use_distributed_sampler = False
+            if not isinstance(trainer.get("limit_train_batches"), int):
+                interval = trainer.get("val_check_interval")
+                trainer.limit_train_batches = interval if isinstance(interval, int) else 1000
     return cfg

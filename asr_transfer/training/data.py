@@ -2,8 +2,9 @@
 
 In: a model, NeMo manifests and the ``data`` config. Out: ``train_ds``/``validation_ds`` configs
 (char labels or the tokenizer, SpecAugment stays in the model, optional speed perturbation, optional
-Lhotse duration bucketing with ``batch_duration``), and a manifest holding only utterances whose label
-sequence fits the encoder's output (CTC needs T >= U + repeated labels), with a report of the others.
+Lhotse duration bucketing with ``batch_duration``, Lhotse Shar shards split by rank), and a manifest
+holding only utterances whose label sequence fits the encoder's output (CTC needs T >= U + repeated
+labels), with a report of the others.
 """
 
 from __future__ import annotations
@@ -19,7 +20,10 @@ from asr_transfer.fileio import atomic_open, read_manifest, write_manifest
 from asr_transfer.training.models import is_bpe
 
 
-def dataset_config(model, manifest: str, data_cfg: DictConfig, train: bool) -> DictConfig:
+def dataset_config(
+    model, manifest: str | None, data_cfg: DictConfig, train: bool, rank: int = 0, world_size: int = 1
+) -> DictConfig:
+    """NeMo's dataset config; the training set reads ``data.shar_path`` shards when set (this rank's share)."""
     cfg = {
         "manifest_filepath": manifest,
         "sample_rate": int(model.cfg.get("sample_rate", 16000)),
@@ -47,6 +51,9 @@ def dataset_config(model, manifest: str, data_cfg: DictConfig, train: bool) -> D
                     "max_speed_rate": 1.1,
                 }
             }
+        shar_index = None
+        if data_cfg.get("shar_path"):
+            shar_index = shar_config(cfg, str(data_cfg.shar_path), rank, world_size)
         if data_cfg.bucketing:
             # NeMo's Lhotse path: dynamic duration buckets, batches filled up to batch_duration seconds.
             cfg.update(
@@ -59,7 +66,30 @@ def dataset_config(model, manifest: str, data_cfg: DictConfig, train: bool) -> D
                     "batch_size": None,
                 }
             )
+            bins = (shar_index or {}).get("bucket_duration_bins")
+            if bins:  # precomputed by the sharding step: no estimation pass over the data at start-up
+                cfg.update({"bucket_duration_bins": list(bins), "num_buckets": len(bins) + 1})
     return OmegaConf.create(cfg)
+
+
+def shar_config(cfg: dict, shar_path: str, rank: int, world_size: int) -> dict | None:
+    """Point ``cfg`` at this rank's Lhotse Shar shards (every ``world_size``-th one, so no two ranks share a
+    clip); returns the folder's ``shar_index.json`` when it has one. Lhotse reads shards as an endless
+    stream, so ``trainer.max_steps`` and ``val_check_interval`` count training, not epochs."""
+    from asr_transfer.manifests.shar import rank_fields, read_index, shard_fields
+
+    cfg.update(
+        {
+            "use_lhotse": True,
+            "manifest_filepath": None,
+            "shar_path": rank_fields(shard_fields(shar_path), rank, world_size),
+            # each dataloader worker of a rank shuffles its rank's shards with its own seed, from ``seed``
+            "shard_seed": "randomized",
+            "seed": int(torch.initial_seed() % 2**31),
+            "shuffle_buffer_size": 10000,
+        }
+    )
+    return read_index(shar_path)
 
 
 def encoder_frames_per_second(model) -> float:

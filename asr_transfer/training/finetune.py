@@ -57,7 +57,8 @@ def check_inputs(cfg: DictConfig) -> None:
     from asr_transfer.nemofile import check_nemo_file
     from asr_transfer.training.models import local_base_option
 
-    missing = sorted(OmegaConf.missing_keys(cfg))
+    shar_path = cfg.data.get("shar_path")
+    missing = sorted(key for key in OmegaConf.missing_keys(cfg) if not (shar_path and key == "data.train_manifest"))
     if missing:
         raise ConfigError(f"the config leaves {', '.join(missing)} unset (???); give each as an override, KEY=VALUE")
     if cfg.init.get("scratch"):
@@ -75,8 +76,24 @@ def check_inputs(cfg: DictConfig) -> None:
         done = vocab_done_file(cfg.vocab.dir, "char" if kind == "char" else "bpe")
         if not done.is_file():
             raise ConfigError(f"vocab.dir={cfg.vocab.dir} holds no {done.name}; run asr-transfer train-tokenizer first")
-    for role, manifest in (("training manifest", cfg.data.train_manifest), ("dev manifest", cfg.data.dev_manifest)):
-        require_manifest(manifest, TRAINING_FIELDS, audio="exists", role=role)
+    if shar_path:
+        from asr_transfer.manifests.shar import rank_fields, shard_fields
+
+        rank_fields(shard_fields(str(shar_path)), 0, planned_world_size(cfg.trainer) or 1)
+    else:
+        require_manifest(cfg.data.train_manifest, TRAINING_FIELDS, audio="exists", role="training manifest")
+    require_manifest(cfg.data.dev_manifest, TRAINING_FIELDS, audio="exists", role="dev manifest")
+
+
+def planned_world_size(trainer_cfg: DictConfig) -> int | None:
+    """Processes the trainer config asks for, when it says so without asking the hardware (devices=-1/auto)."""
+    devices = trainer_cfg.get("devices", 1)
+    if isinstance(devices, str) and devices.isdigit():
+        devices = int(devices)
+    count = len(devices) if OmegaConf.is_list(devices) or isinstance(devices, list) else devices
+    if not isinstance(count, int) or count < 1:
+        return None
+    return count * int(trainer_cfg.get("num_nodes", 1))
 
 
 def prepare_model(cfg: DictConfig, trainer=None):
@@ -157,17 +174,17 @@ def removed_on_failure(run: Path):
         raise
 
 
-def finetune(cfg: DictConfig, argv: list[str] | None = None) -> Path:
-    """Run a fine-tuning job; returns the run folder."""
+def finetune(cfg: DictConfig, argv: list[str] | None = None, callbacks: tuple = ()) -> Path:
+    """Run a fine-tuning job (with extra Lightning ``callbacks``, if any); returns the run folder."""
     cfg = resolve_monitor(resolve_trainer(cfg))
     check_inputs(cfg)
     torch.manual_seed(int(cfg.seed))
     trainer = make_trainer(cfg)
     with removed_on_failure(run_dir_of(cfg.exp_manager)):
-        return train(cfg, trainer, argv)
+        return train(cfg, trainer, argv, callbacks)
 
 
-def train(cfg: DictConfig, trainer, argv: list[str] | None) -> Path:
+def train(cfg: DictConfig, trainer, argv: list[str] | None, callbacks: tuple = ()) -> Path:
     from nemo.utils.exp_manager import exp_manager
 
     from asr_transfer.training.callbacks import DevCER, MetricsCSV, Throughput
@@ -178,8 +195,8 @@ def train(cfg: DictConfig, trainer, argv: list[str] | None) -> Path:
     model, report = prepare_model(cfg, trainer)
     freeze_schedule = apply_freezing(model, cfg.freeze)
     report["trainable_fraction"] = round(trainable_fraction(model), 4)
-    train_manifest = cfg.data.train_manifest
-    if cfg.data.check_lengths:
+    train_manifest = None if cfg.data.get("shar_path") else cfg.data.train_manifest
+    if train_manifest and cfg.data.check_lengths:
         checked = check_label_lengths(model, train_manifest, str(log_dir), "train")
         report["length_check"] = {"kept": checked.kept, "dropped": checked.dropped, "report": checked.report}
         if checked.dropped:
@@ -194,7 +211,11 @@ def train(cfg: DictConfig, trainer, argv: list[str] | None) -> Path:
                 f"{checked.report}); use a vocabulary with longer tokens or a base that subsamples less"
             )
         train_manifest = checked.manifest
-    model.setup_training_data(dataset_config(model, train_manifest, cfg.data, train=True))
+    model.setup_training_data(
+        dataset_config(
+            model, train_manifest, cfg.data, train=True, rank=trainer.global_rank, world_size=trainer.world_size
+        )
+    )
     model.setup_validation_data(dataset_config(model, cfg.data.dev_manifest, cfg.data, train=False))
     with open_dict(model.cfg):
         model.cfg.optim = cfg.model.optim
@@ -210,6 +231,7 @@ def train(cfg: DictConfig, trainer, argv: list[str] | None) -> Path:
             DevCER(),
             MetricsCSV(log_dir),
             Throughput(str(log_dir / "throughput.json"), int(model.cfg.get("sample_rate", 16000))),
+            *callbacks,
         ]
     )
     if trainer.global_rank == 0:

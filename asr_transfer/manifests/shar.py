@@ -1,0 +1,323 @@
+"""Lhotse Shar shards for multi-GPU, multi-node training, written with lhotse's own ``SharWriter``.
+
+In: a stream of :class:`~asr_transfer.manifests.pipeline.SourceItem` (from a NeMo manifest through
+``asr-transfer shard``, or prepare-cv's screened training rows through ``prepare-cv --shar N``), a shard
+count and a seed. Out, in a shard folder ``DIR`` (:func:`shar_files_dir` and friends name every path):
+
+* ``DIR/shar/cuts.NNNNNN.jsonl.gz`` + ``DIR/shar/recording.NNNNNN.tar``: Lhotse Shar, 16 kHz mono FLAC
+  or WAV, nothing else in that folder (so stock ``CutSet.from_shar(in_dir=...)`` and NeMo's
+  ``shar_path`` read it as is);
+* ``DIR/shar_index.json``: clips and hours per shard, the seed, the world sizes the shard count divides,
+  and duration bins for NeMo's bucketing sampler (``bucket_duration_bins``);
+* ``DIR/plan/``: which row goes to which shard, and each finished shard's per-row results.
+
+Rows are dealt to shards in blocks of N with a seeded permutation per block (streaming: counts differ by
+at most one before audio rejects), and each shard's rows are shuffled with the seed before writing.
+Shards are written in parallel, one worker process per shard, into ``plan/`` and moved into ``shar/``
+when complete; a shard whose results file matches its plan is skipped on a rerun. Every row ends in a
+shard or in the caller's rejects (a decode problem, or the duration filters it passes).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import random
+import shutil
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from asr_transfer.errors import UserError
+from asr_transfer.fileio import atomic_open, write_json
+from asr_transfer.manifests.audio import REJECT_UNDECODABLE, TARGET_RATE, decode_mono, source_problem, wav_pcm16_bytes
+from asr_transfer.manifests.filters import DurationRules, duration_problem
+from asr_transfer.parallel import ordered_map
+
+SHAR_FORMATS = ("flac", "wav")
+INDEX_FILE = "shar_index.json"
+DEFAULT_BUCKETS = 30
+
+
+def add_shard_arguments(parser) -> None:
+    """The shard flags ``shard`` and ``prepare-cv --shar`` share (the count flag is each command's own)."""
+    parser.add_argument(
+        "--world-size",
+        type=int,
+        default=1,
+        help="GPUs x nodes the shards are for; the shard count must be a multiple, so every rank reads its own "
+        "equal share (default 1)",
+    )
+    parser.add_argument("--seed", type=int, default=0, help="seed of the shard assignment and order (default 0)")
+    parser.add_argument(
+        "--buckets",
+        type=int,
+        default=DEFAULT_BUCKETS,
+        help=f"duration buckets to precompute bins for (NeMo's bucket_duration_bins; default {DEFAULT_BUCKETS})",
+    )
+
+
+def shard_options(args, shards: int) -> ShardOptions:
+    return ShardOptions(
+        shards=shards, seed=args.seed, audio_format=args.audio_format, world_size=args.world_size, buckets=args.buckets
+    )
+
+
+def shar_files_dir(folder: str | os.PathLike) -> Path:
+    """The pure Shar folder inside a shard folder: what NeMo's ``shar_path`` and lhotse read."""
+    return Path(folder) / "shar"
+
+
+def shard_file(folder: str | os.PathLike, field: str, index: int) -> Path:
+    suffix = ".jsonl.gz" if field == "cuts" else ".tar"
+    return shar_files_dir(folder) / f"{field}.{index:06d}{suffix}"
+
+
+def index_path(folder: str | os.PathLike) -> Path:
+    return Path(folder) / INDEX_FILE
+
+
+def plan_path(folder: str | os.PathLike, index: int) -> Path:
+    return Path(folder) / "plan" / f"shard.{index:06d}.rows.jsonl"
+
+
+def results_path(folder: str | os.PathLike, index: int) -> Path:
+    """Written last, when a shard's files are in place: its presence (with a matching plan) means done."""
+    return Path(folder) / "plan" / f"shard.{index:06d}.results.json"
+
+
+@dataclass(frozen=True)
+class ShardOptions:
+    shards: int
+    seed: int = 0
+    audio_format: str = "flac"
+    world_size: int = 1
+    buckets: int = DEFAULT_BUCKETS
+
+    def __post_init__(self) -> None:
+        if self.shards < 1:
+            raise UserError(f"--shards {self.shards}: give at least 1")
+        if self.audio_format not in SHAR_FORMATS:
+            raise UserError(f"shard audio format {self.audio_format} is unknown; use one of {', '.join(SHAR_FORMATS)}")
+        if self.world_size < 1 or self.shards % self.world_size:
+            multiple = (self.shards // max(self.world_size, 1) + 1) * max(self.world_size, 1)
+            raise UserError(
+                f"--shards {self.shards} is not a multiple of --world-size {self.world_size}, so ranks would read "
+                f"unequal data; use a multiple, e.g. --shards {multiple}"
+            )
+
+
+@dataclass
+class ShardedRow:
+    """One row's outcome: kept in ``shard`` with ``duration``, or rejected with ``reason``."""
+
+    row: dict  # the planned row: split, reference, source, key, text, metadata, expected_duration
+    shard: int
+    duration: float | None = None
+    reason: str | None = None
+    detail: str = ""
+
+
+class ShardPlan:
+    """Deals rows to shards' plan files as they stream by: blocks of ``shards`` rows, a seeded permutation
+    of the shards per block, so counts differ by at most one. The plan files appear only when closed
+    without an error."""
+
+    def __init__(self, folder: str | os.PathLike, options: ShardOptions) -> None:
+        self.options = options
+        self.rows = 0
+        self._rng = random.Random(options.seed)
+        self._order = list(range(options.shards))
+        plan_path(folder, 0).parent.mkdir(parents=True, exist_ok=True)
+        self._contexts = [atomic_open(plan_path(folder, index)) for index in range(options.shards)]
+        self._handles = [context.__enter__() for context in self._contexts]
+
+    def add(self, row: dict) -> None:
+        position = self.rows % self.options.shards
+        if position == 0:
+            self._rng.shuffle(self._order)
+        self._handles[self._order[position]].write(json.dumps(row, ensure_ascii=False) + "\n")
+        self.rows += 1
+
+    def __enter__(self) -> ShardPlan:
+        return self
+
+    def __exit__(self, *exc_info) -> bool:
+        for context in self._contexts:
+            context.__exit__(*exc_info)
+        return False
+
+
+def _plan_digest(path: Path, options: ShardOptions, rules: DurationRules) -> str:
+    digest = hashlib.sha256(path.read_bytes())
+    digest.update(json.dumps([asdict(options), asdict(rules)], sort_keys=True).encode())
+    return digest.hexdigest()
+
+
+def _make_cut(row: dict, samples, duration: float):
+    from lhotse import MonoCut, Recording, SupervisionSegment
+
+    recording = Recording.from_bytes(wav_pcm16_bytes(samples), recording_id=row["key"])
+    supervision = SupervisionSegment(
+        id=row["key"],
+        recording_id=row["key"],
+        start=0.0,
+        duration=duration,
+        channel=0,
+        text=row["text"],
+        custom=row.get("metadata") or None,
+    )
+    return MonoCut(
+        id=row["key"], start=0.0, duration=duration, channel=0, recording=recording, supervisions=[supervision]
+    )
+
+
+def _decoded(row: dict, rules: DurationRules) -> tuple:
+    """(samples, duration, None, "") for a usable clip, else (None, duration or None, reason, detail)."""
+    problem = source_problem(row["source"])
+    if problem:
+        return None, None, problem.reason, problem.detail
+    try:
+        samples = decode_mono(row["source"])
+    except Exception as error:  # libsndfile raises several types for corrupt input
+        return None, None, REJECT_UNDECODABLE, " ".join(str(error).split())[:200]
+    if samples.size == 0:
+        return None, None, REJECT_UNDECODABLE, "no audio frames"
+    duration = samples.size / TARGET_RATE
+    reason = duration_problem(rules, row["text"], duration, row.get("expected_duration"))
+    if reason:
+        return None, duration, reason, f"{duration:.2f}s, {len(row['text'])} chars"
+    return samples, duration, None, ""
+
+
+def write_shard(task: tuple) -> list[ShardedRow]:
+    """Worker side: decode, filter and write one shard's rows (seeded order) through ``SharWriter``."""
+    from lhotse.shar import SharWriter
+
+    folder, index, options, rules = task
+    folder = Path(folder)
+    plan = plan_path(folder, index)
+    digest = _plan_digest(plan, options, rules)
+    done = results_path(folder, index)
+    if done.is_file() and all(shard_file(folder, field, index).is_file() for field in ("cuts", "recording")):
+        record = json.loads(done.read_text(encoding="utf-8"))
+        if record["plan_digest"] == digest:
+            return [ShardedRow(**row) for row in record["rows"]]
+    rows = [json.loads(line) for line in plan.read_text(encoding="utf-8").splitlines() if line]
+    random.Random(options.seed * 1_000_003 + index).shuffle(rows)
+    staging = plan.parent / f"staging.{index:06d}.tmp-{os.getpid()}"
+    shutil.rmtree(staging, ignore_errors=True)
+    staging.mkdir(parents=True)
+    outcomes = []
+    with SharWriter(
+        staging, fields={"recording": options.audio_format}, shard_size=None, shard_suffix=f".{index:06d}"
+    ) as writer:
+        for row in rows:
+            samples, duration, reason, detail = _decoded(row, rules)
+            outcomes.append(ShardedRow(row, index, duration, reason, detail))
+            if reason is None:
+                writer.write(_make_cut(row, samples, duration))
+    final_dir = shar_files_dir(folder)
+    final_dir.mkdir(parents=True, exist_ok=True)
+    for field in ("recording", "cuts"):  # cuts last: stock readers start from the cuts files
+        target = shard_file(folder, field, index)
+        os.replace(staging / target.name, target)
+    shutil.rmtree(staging, ignore_errors=True)
+    write_json(done, {"plan_digest": digest, "rows": [asdict(outcome) for outcome in outcomes]})
+    return outcomes
+
+
+def remove_extra_shards(folder: str | os.PathLike, shards: int) -> None:
+    """Shards numbered ``shards`` or more, left by an earlier run with a larger count, and staging leftovers."""
+    for directory in (shar_files_dir(folder), plan_path(folder, 0).parent):
+        if not directory.is_dir():
+            continue
+        for path in directory.iterdir():
+            parts = path.name.split(".")
+            stale = ".tmp-" in path.name or (len(parts) > 1 and parts[1].isdigit() and int(parts[1]) >= shards)
+            if stale:
+                shutil.rmtree(path) if path.is_dir() else path.unlink()
+
+
+def write_shards(
+    folder: str | os.PathLike, options: ShardOptions, rules: DurationRules, jobs: int
+) -> Iterator[ShardedRow]:
+    """Write every planned shard (in parallel, finished ones skipped); yield each row's outcome."""
+    remove_extra_shards(folder, options.shards)
+    tasks = ((os.fspath(folder), index, options, rules) for index in range(options.shards))
+    for outcomes in ordered_map(write_shard, tasks, jobs=jobs, chunk_size=1, window_per_job=1):
+        yield from outcomes
+
+
+def duration_bins(durations: list[float], buckets: int) -> list[float]:
+    """Bucket boundaries holding equal audio time each (lhotse's ``estimate_duration_buckets``)."""
+    from types import SimpleNamespace
+
+    from lhotse.dataset.sampling.dynamic_bucketing import estimate_duration_buckets
+
+    if len(durations) < max(buckets, 2):
+        return []
+    bins = estimate_duration_buckets([SimpleNamespace(duration=value) for value in durations], buckets)
+    return [round(float(value), 3) for value in bins]
+
+
+def write_index(folder: str | os.PathLike, options: ShardOptions, outcomes: list[ShardedRow]) -> dict:
+    """``shar_index.json``: per-shard clips and hours, divisors of the shard count, bucketing bins."""
+    clips = [0] * options.shards
+    seconds = [0.0] * options.shards
+    durations = []
+    for outcome in outcomes:
+        if outcome.reason is None:
+            clips[outcome.shard] += 1
+            seconds[outcome.shard] += outcome.duration
+            durations.append(outcome.duration)
+    index = {
+        "format": "lhotse_shar",
+        "shar_dir": shar_files_dir(".").as_posix(),
+        "shards": options.shards,
+        "seed": options.seed,
+        "audio_format": options.audio_format,
+        "clips": sum(clips),
+        "hours": round(sum(seconds) / 3600, 4),
+        "clips_per_shard": clips,
+        "hours_per_shard": [round(value / 3600, 4) for value in seconds],
+        "world_sizes": [size for size in range(1, options.shards + 1) if options.shards % size == 0],
+        "bucket_duration_bins": duration_bins(durations, options.buckets),
+    }
+    write_json(index_path(folder), index)
+    return index
+
+
+def read_index(folder: str | os.PathLike) -> dict | None:
+    path = index_path(folder)
+    return json.loads(path.read_text(encoding="utf-8")) if path.is_file() else None
+
+
+def shard_fields(folder: str | os.PathLike) -> dict[str, list[str]]:
+    """The Shar files of a shard folder (ours, or a bare Shar folder), by field, in shard order."""
+    folder = Path(folder)
+    files_dir = shar_files_dir(folder) if shar_files_dir(folder).is_dir() else folder
+    cuts = sorted(files_dir.glob("cuts.*.jsonl.gz"))
+    if not cuts:
+        raise UserError(
+            f"{folder} holds no Lhotse Shar shards (cuts.*.jsonl.gz); write them with asr-transfer shard or "
+            f"prepare-cv --shar N"
+        )
+    fields = {"cuts": [str(path) for path in cuts]}
+    recordings = sorted(files_dir.glob("recording.*.tar"))
+    if len(recordings) != len(cuts):
+        raise UserError(f"{files_dir}: {len(cuts)} cuts files but {len(recordings)} recording tars; rerun the sharding")
+    fields["recording"] = [str(path) for path in recordings]
+    return fields
+
+
+def rank_fields(fields: dict[str, list[str]], rank: int, world_size: int) -> dict[str, list[str]]:
+    """The shards one rank reads: every ``world_size``-th from ``rank``, so ranks never share a clip."""
+    shards = len(fields["cuts"])
+    if shards % world_size:
+        raise UserError(
+            f"{shards} shards cannot be split evenly over {world_size} ranks (devices x nodes); reshard with "
+            f"--shards a multiple of {world_size}"
+        )
+    return {field: paths[rank::world_size] for field, paths in fields.items()}

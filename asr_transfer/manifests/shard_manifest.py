@@ -1,0 +1,174 @@
+"""``asr-transfer shard MANIFEST OUT_DIR --shards N``: a NeMo manifest as Lhotse Shar shards for many GPUs.
+
+In: a NeMo manifest (``audio_filepath``, ``duration``, ``text``; other fields travel as supervision custom
+fields; relative audio paths are taken from the manifest's folder), audio in any format soundfile reads.
+Out, in ``OUT_DIR``: ``shar/`` (cuts + 16 kHz mono FLAC or WAV tars, lhotse's ``SharWriter``),
+``shar_index.json`` (per-shard clips and hours, duration bins for bucketing), ``rejects.tsv`` (line, path,
+reason, detail) and ``summary.json``. Every manifest line ends in a shard or in ``rejects.tsv``. A rerun
+skips finished shards; train with ``asr-transfer finetune ... data.shar_path=OUT_DIR``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import time
+from collections import Counter
+from collections.abc import Iterator
+from pathlib import Path
+
+from tqdm import tqdm
+
+from asr_transfer.errors import ManifestError
+from asr_transfer.fileio import atomic_open, remove_stale_temporaries, write_json
+from asr_transfer.manifests.filters import DurationRules
+from asr_transfer.manifests.shar import (
+    ShardOptions,
+    ShardPlan,
+    add_shard_arguments,
+    shard_options,
+    write_index,
+    write_shards,
+)
+from asr_transfer.parallel import default_jobs
+
+REJECT_MALFORMED = "malformed_line"
+REJECT_DUPLICATE = "duplicate_path"
+REQUIRED_FIELDS = ("audio_filepath", "duration", "text")
+
+
+def clip_key(audio_path: str, base_dir: str) -> str:
+    """A cut id from the audio path below the manifest's folder: readable, unique per path, tar-safe."""
+    relative = os.path.relpath(audio_path, base_dir)
+    stem = os.path.splitext(relative if not relative.startswith("..") else audio_path)[0]
+    return re.sub(r"[^\w.-]+", "_", stem).strip("_.")
+
+
+def manifest_rows(manifest: str) -> Iterator[tuple[int, dict, str, str]]:
+    """(line number, planned row, reject reason, detail) per non-empty line; reason is "" for a usable row."""
+    base_dir = os.path.dirname(os.path.abspath(manifest))
+    seen: set[str] = set()
+    with open(manifest, encoding="utf-8") as handle:
+        for number, line in enumerate(handle, start=1):
+            if not line.strip():
+                continue
+            row, reason, detail = _parse(line, base_dir)
+            if not reason and row["source"] in seen:
+                reason, detail = REJECT_DUPLICATE, "listed earlier"
+            if not reason:
+                seen.add(row["source"])
+            yield number, row, reason, detail
+
+
+def _parse(line: str, base_dir: str) -> tuple[dict, str, str]:
+    try:
+        entry = json.loads(line)
+    except json.JSONDecodeError as error:
+        return {"reference": line.strip()[:80]}, REJECT_MALFORMED, f"not JSON: {error.msg}"
+    if not isinstance(entry, dict) or any(name not in entry for name in REQUIRED_FIELDS):
+        return {"reference": line.strip()[:80]}, REJECT_MALFORMED, f"needs {', '.join(REQUIRED_FIELDS)}"
+    reference = str(entry["audio_filepath"])
+    source = os.path.normpath(os.path.join(base_dir, reference))
+    text = str(entry["text"]).strip()
+    row = {
+        "split": "train",
+        "reference": reference,
+        "source": source,
+        "key": clip_key(source, base_dir),
+        "text": text,
+        "metadata": {name: value for name, value in entry.items() if name not in REQUIRED_FIELDS},
+        "expected_duration": _number(entry["duration"]),
+    }
+    if not text:
+        return row, REJECT_MALFORMED, "empty text"
+    return row, "", ""
+
+
+def _number(value) -> float | None:
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        return None
+
+
+def shard_manifest(manifest: str, out_dir: str, options: ShardOptions, jobs: int, progress: bool = True) -> dict:
+    """Write ``manifest`` as ``options.shards`` Shar shards in ``out_dir``; returns the summary."""
+    if not os.path.isfile(manifest):
+        raise ManifestError(f"manifest {manifest} does not exist; check the path")
+    started = time.time()
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    remove_stale_temporaries(out)
+    rejected: Counter = Counter()
+    rows_in = 0
+    with atomic_open(out / "rejects.tsv") as rejects:
+        rejects.write("line\tpath\treason\tdetail\n")
+        with ShardPlan(out, options) as plan:
+            for number, row, reason, detail in manifest_rows(manifest):
+                rows_in += 1
+                if reason:
+                    rejected[reason] += 1
+                    rejects.write(f"{number}\t{row['reference']}\t{reason}\t{detail}\n")
+                else:
+                    plan.add({**row, "line": number})
+            if plan.rows < options.shards:
+                raise ManifestError(
+                    f"{manifest} has {plan.rows} usable lines of {rows_in} (see {out / 'rejects.tsv'} once fixed), "
+                    f"fewer than --shards {options.shards}; give fewer shards or a larger manifest"
+                )
+        outcomes = []
+        with tqdm(total=plan.rows, unit="clip", desc="shards", disable=not progress) as bar:
+            for outcome in write_shards(out, options, DurationRules(), jobs):
+                outcomes.append(outcome)
+                bar.update(1)
+                if outcome.reason:
+                    rejected[outcome.reason] += 1
+                    detail = " ".join(outcome.detail.split())
+                    rejects.write(f"{outcome.row['line']}\t{outcome.row['reference']}\t{outcome.reason}\t{detail}\n")
+    index = write_index(out, options, outcomes)
+    seconds = time.time() - started
+    summary = {
+        "manifest": os.path.abspath(manifest),
+        "rows_in": rows_in,
+        "kept": index["clips"],
+        "rejected": sum(rejected.values()),
+        "rejected_by_reason": dict(sorted(rejected.items())),
+        "hours": index["hours"],
+        "shards": options.shards,
+        "seconds": round(seconds, 2),
+        "clips_per_second": round(rows_in / seconds, 2) if seconds > 0 else None,
+    }
+    write_json(out / "summary.json", summary)
+    return summary
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="asr-transfer shard",
+        description="Write a NeMo manifest as Lhotse Shar shards (cuts + audio tars, lhotse's SharWriter) for "
+        "multi-GPU, multi-node training: rows dealt evenly and shuffled with a seed, shards written in "
+        "parallel and atomically, duration bins for bucketing precomputed. Train with "
+        "`asr-transfer finetune ... data.shar_path=OUT_DIR`; each rank reads its own shards.",
+    )
+    parser.add_argument("manifest", help="NeMo manifest (audio_filepath, duration, text)")
+    parser.add_argument("out_dir", help="output: shar/, shar_index.json, rejects.tsv, summary.json")
+    parser.add_argument("--shards", type=int, required=True, help="number of shards (a multiple of --world-size)")
+    parser.add_argument("--audio-format", choices=("flac", "wav"), default="flac", help="audio in the tars")
+    parser.add_argument("--jobs", type=int, default=default_jobs(), help="worker processes (default: all cores)")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+    add_shard_arguments(parser)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    options = shard_options(args, args.shards)
+    summary = shard_manifest(args.manifest, args.out_dir, options, max(1, args.jobs), not args.no_progress)
+    reasons = ", ".join(f"{reason} {count}" for reason, count in summary["rejected_by_reason"].items())
+    print(
+        f"{summary['rows_in']} rows: {summary['kept']} in {summary['shards']} shards ({summary['hours']:.3f} h), "
+        f"{summary['rejected']} rejected" + (f" ({reasons})" if reasons else "") + f" -> {args.out_dir}"
+    )
+    return 0

@@ -1,0 +1,182 @@
+"""Lhotse Shar shards: `asr-transfer shard`, `prepare-cv --shar`, and DDP training where ranks read disjoint shards."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile
+
+from asr_transfer.manifests.prepare_cv import prepare_common_voice
+from asr_transfer.manifests.shar import ShardOptions, index_path, rank_fields, results_path, shard_fields, shard_file
+from asr_transfer.manifests.shard_manifest import shard_manifest
+from tests.conftest import CONF, REPO, quiet_options, read_lines
+
+
+def cut_ids_by_shard(folder: Path) -> list[list[str]]:
+    from lhotse import CutSet
+
+    fields = shard_fields(folder)
+    return [[cut.id for cut in CutSet.from_jsonl_lazy(path)] for path in fields["cuts"]]
+
+
+@pytest.fixture(scope="module")
+def manifest_with_faults(german, tmp_path_factory) -> tuple[Path, int]:
+    """The German training manifest plus a broken line, a duplicate and a missing clip; (path, good rows)."""
+    rows = read_lines(Path(german["train"]))
+    folder = tmp_path_factory.mktemp("shard_input")
+    missing = {**rows[0], "audio_filepath": str(folder / "gone.wav")}
+    lines = [json.dumps(row, ensure_ascii=False) for row in rows]
+    lines += ["{not json", json.dumps(rows[1], ensure_ascii=False), json.dumps(missing)]
+    path = folder / "train.json"
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return path, len(rows)
+
+
+def test_shard_accounts_for_every_row_and_lhotse_reads_it(manifest_with_faults, german, tmp_path):
+    from lhotse import CutSet
+
+    manifest, good = manifest_with_faults
+    out = tmp_path / "shards"
+    summary = shard_manifest(str(manifest), str(out), ShardOptions(shards=4, world_size=2, buckets=5), jobs=2)
+    assert summary["rows_in"] == good + 3 == summary["kept"] + summary["rejected"]
+    assert summary["rejected_by_reason"] == {"duplicate_path": 1, "malformed_line": 1, "missing_clip": 1}
+    rejects = (out / "rejects.tsv").read_text(encoding="utf-8").splitlines()
+    assert len(rejects) == 1 + 3 and rejects[-1].split("\t")[1].endswith("gone.wav")
+
+    index = json.loads(index_path(out).read_text())
+    assert sum(index["clips_per_shard"]) == good and max(index["clips_per_shard"]) - min(index["clips_per_shard"]) <= 1
+    bins = index["bucket_duration_bins"]
+    assert 1 <= len(bins) <= 4 and bins == sorted(bins)
+
+    cuts = CutSet.from_shar(in_dir=out / "shar")  # stock lhotse, the folder as NeMo's shar_path reads it
+    seen = {cut.id: cut for cut in cuts}
+    assert len(seen) == good
+    source = read_lines(Path(german["train"]))[5]
+    cut = next(cut for cut in seen.values() if cut.supervisions[0].text == source["text"])
+    reference, rate = soundfile.read(source["audio_filepath"], dtype="float32")
+    audio = cut.load_audio()[0]
+    assert rate == cut.sampling_rate == 16000 and audio.shape == reference.shape
+    assert np.abs(audio - reference).max() < 1e-4  # FLAC of the 16-bit samples: lossless
+    assert cut.supervisions[0].custom["speaker"] == source["speaker"]
+
+
+def test_shard_order_follows_the_seed_and_reruns_skip_finished_shards(manifest_with_faults, tmp_path):
+    manifest, _ = manifest_with_faults
+    first = tmp_path / "a"
+    shard_manifest(
+        str(manifest), str(first), ShardOptions(shards=2, seed=1, audio_format="wav"), jobs=1, progress=False
+    )
+    again = tmp_path / "b"
+    shard_manifest(
+        str(manifest), str(again), ShardOptions(shards=2, seed=1, audio_format="wav"), jobs=2, progress=False
+    )
+    other = tmp_path / "c"
+    shard_manifest(
+        str(manifest), str(other), ShardOptions(shards=2, seed=2, audio_format="wav"), jobs=2, progress=False
+    )
+    assert cut_ids_by_shard(first) == cut_ids_by_shard(again) != cut_ids_by_shard(other)
+
+    stamps = {index: shard_file(first, "recording", index).stat().st_mtime_ns for index in (0, 1)}
+    results_path(first, 1).unlink()  # as if killed after shard 0 was finished
+    shard_manifest(
+        str(manifest), str(first), ShardOptions(shards=2, seed=1, audio_format="wav"), jobs=2, progress=False
+    )
+    assert shard_file(first, "recording", 0).stat().st_mtime_ns == stamps[0]
+    assert shard_file(first, "recording", 1).stat().st_mtime_ns != stamps[1]
+    assert cut_ids_by_shard(first) == cut_ids_by_shard(again)
+
+
+def test_rank_split_is_disjoint_and_needs_a_divisible_count(tmp_path, manifest_with_faults):
+    manifest, _ = manifest_with_faults
+    out = tmp_path / "s"
+    shard_manifest(str(manifest), str(out), ShardOptions(shards=4, audio_format="wav"), jobs=2, progress=False)
+    fields = shard_fields(out)
+    ranks = [rank_fields(fields, rank, 2) for rank in (0, 1)]
+    assert set(ranks[0]["cuts"]).isdisjoint(ranks[1]["cuts"]) and len(ranks[0]["cuts"]) == 2
+    assert [Path(path).name for path in ranks[1]["recording"]] == ["recording.000001.tar", "recording.000003.tar"]
+    result = subprocess.run(
+        [sys.executable, "-m", "asr_transfer.cli", "shard", str(manifest), str(tmp_path / "x"), "--shards", "3"]
+        + ["--world-size", "2"],
+        capture_output=True,
+        text=True,
+    )
+    assert result.returncode == 2 and result.stderr.count("\n") == 1
+    assert "not a multiple of --world-size 2" in result.stderr
+
+
+def test_prepare_cv_shar_matches_the_clip_build(faulty_de_corpus, prepared_de, tmp_path):
+    """Same rows kept and rejected, for the same reasons, as the per-clip build; train has no clip files."""
+    clips_out, clips_summary = prepared_de
+    out = tmp_path / "sharded"
+    summary = prepare_common_voice(
+        str(faulty_de_corpus.parent.parent), str(out), "de", quiet_options(audio_format="flac"), shar=ShardOptions(2)
+    )
+    for split in ("train", "dev", "test"):
+        ours, theirs = summary["splits"][split], clips_summary["splits"][split]
+        assert (ours["rows_in"], ours["kept"], ours["rejected_by_reason"]) == (
+            theirs["rows_in"],
+            theirs["kept"],
+            theirs["rejected_by_reason"],
+        )
+    train = read_lines(out / "train.json")
+    assert {row["shard_id"] for row in train} == {0, 1} and all(
+        row["audio_filepath"].endswith(".flac") for row in train
+    )
+    expected = sorted(Path(row["audio_filepath"]).stem for row in read_lines(clips_out / "train.json"))
+    assert sorted(cut for shard in cut_ids_by_shard(out / "train_shar") for cut in shard) == expected
+    clip_files = {path.stem for path in (out / "clips").iterdir()}
+    assert clip_files.isdisjoint(expected) and summary["train_shar"]["clips"] == len(expected)
+
+
+@pytest.mark.slow
+def test_ddp_two_ranks_train_on_disjoint_shards(tmp_path, german, tiny_base, manifest_with_faults):
+    from lhotse import CutSet
+
+    manifest, _ = manifest_with_faults
+    shards = tmp_path / "shards"
+    shard_manifest(str(manifest), str(shards), ShardOptions(shards=4, world_size=2), jobs=2, progress=False)
+    probe = tmp_path / "probe"
+    probe.mkdir()
+    result = subprocess.run(
+        [
+            sys.executable,
+            str(REPO / "tests" / "ddp_shar_probe.py"),
+            str(probe),
+            str(CONF / "tiny_quartznet_char.yaml"),
+            f"init.nemo={tiny_base}",
+            f"vocab.dir={german['char']}",
+            f"data.shar_path={shards}",
+            f"data.dev_manifest={german['dev']}",
+            f"exp_manager.exp_dir={tmp_path / 'exp'}",
+            "trainer.accelerator=cpu",
+            "trainer.devices=2",
+            "trainer.max_steps=6",
+            "trainer.val_check_interval=3",
+            "data.batch_size=4",
+            "trainer.enable_progress_bar=false",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        env={**os.environ, "PYTHONPATH": str(REPO)},
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "gloo" in (result.stdout + result.stderr).lower()
+    assert list((tmp_path / "exp").rglob("*.nemo"))
+    fields = shard_fields(shards)
+    lengths = []
+    for rank in (0, 1):
+        rank_cuts = [cut for path in rank_fields(fields, rank, 2)["cuts"] for cut in CutSet.from_jsonl_lazy(path)]
+        lengths.append({cut.num_samples for cut in rank_cuts})
+    only = [lengths[0] - lengths[1], lengths[1] - lengths[0]]
+    for rank in (0, 1):
+        seen = [int(line) for line in (probe / f"rank{rank}.txt").read_text().split()]
+        assert len(seen) == 6 * 4  # every step, a full batch from this rank's endless stream
+        assert set(seen) <= lengths[rank], f"rank {rank} trained on clips of the other rank's shards"
+        assert set(seen) & only[rank], "the lengths cannot tell the ranks apart; the check would prove nothing"
