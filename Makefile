@@ -21,8 +21,14 @@ demo: setup
 lint: setup
 	$(VENV)/bin/ruff check asr_transfer tests tools
 
+# Data preparation against the classic sox conversion and the decode limit, then training throughput.
+# sox is installed for the classic baseline where apt-get can; without it that baseline is skipped.
 bench: setup
+	@command -v sox >/dev/null || command -v ffmpeg >/dev/null || \
+		apt-get install -y -q sox libsox-fmt-mp3 >/dev/null 2>&1 || \
+		echo "bench: no sox or ffmpeg and apt-get could not install sox; the classic baseline will be skipped"
 	$(PY) tools/bench_prepare.py
+	$(PY) tools/bench_train.py
 
 clean:
 	rm -rf exp demo_out .pytest_cache

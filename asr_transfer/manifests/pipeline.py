@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import os
 import time
-from collections import Counter
+from collections import Counter, deque
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -85,12 +85,13 @@ def summary_path(out_dir: str | os.PathLike) -> str:
     return os.path.join(os.fspath(out_dir), SUMMARY_FILE)
 
 
-def _clip_task(task: tuple) -> tuple:
-    """Worker side: convert (or only measure) one clip; the item and its text travel along."""
-    item, text, destination, audio_format = task
+def _clip_task(task: tuple) -> ClipResult:
+    """Worker side: convert (or only measure) one clip. Only paths go out and the result comes back: the
+    row itself waits in the main process, where pickling it both ways cost more than writing the clip."""
+    source, destination, audio_format = task
     if destination is None:
-        return item, text, measure_clip(item.source)
-    return item, text, convert_clip(item.source, destination, audio_format)
+        return measure_clip(source)
+    return convert_clip(source, destination, audio_format)
 
 
 class _SplitStats:
@@ -164,7 +165,10 @@ class ManifestBuilder:
         return summary
 
     def _convert(self, accepted: Iterator[tuple[SourceItem, str]]) -> None:
-        for item, text, result in ordered_map(_clip_task, self._tasks(accepted), jobs=self.options.jobs):
+        waiting: deque = deque()  # rows whose clips are in flight, in order (ordered_map keeps the order)
+        tasks = self._tasks(accepted, waiting)
+        for result in ordered_map(_clip_task, tasks, jobs=self.options.jobs, chunk_size=32):
+            item, text = waiting.popleft()
             self._finish(item, text, result)
             self._bar.update(1)
 
@@ -231,11 +235,12 @@ class ManifestBuilder:
             self._reject(item, reason, detail)
             self._bar.update(1)
 
-    def _tasks(self, accepted: Iterator[tuple[SourceItem, str]]) -> Iterator[tuple]:
+    def _tasks(self, accepted: Iterator[tuple[SourceItem, str]], waiting: deque) -> Iterator[tuple]:
         audio_format = self.options.audio_format
         for item, text in accepted:
             destination = clip_output_path(self.out_dir, item.key, audio_format) if self.options.convert else None
-            yield (item, text, destination, audio_format)
+            waiting.append((item, text))
+            yield (item.source, destination, audio_format)
 
     def _finish(self, item: SourceItem, text: str, result: ClipResult) -> None:
         if result.reason:

@@ -18,7 +18,7 @@ from tqdm import tqdm
 from asr_transfer.languages import load_language
 from asr_transfer.manifests import common_voice as cv
 from asr_transfer.manifests.options import add_build_arguments, build_options, report_summary
-from asr_transfer.manifests.pipeline import BuildOptions, ManifestBuilder, SourceItem
+from asr_transfer.manifests.pipeline import BuildOptions, ManifestBuilder, SourceItem, train_shar_dir
 from asr_transfer.manifests.shar import ShardOptions, add_shard_arguments, shard_options
 
 # Held-out splits first, so that a clip listed twice is kept in dev/test and rejected from train.
@@ -56,6 +56,9 @@ def build_parser() -> argparse.ArgumentParser:
         "clip files; train.json then holds text and shard ids only); train with data.shar_path=OUT_DIR/train_shar",
     )
     add_shard_arguments(parser)
+    parser.add_argument(
+        "--print-shar-dir", action="store_true", help="print the shard folder --shar writes below OUT_DIR, and exit"
+    )
     add_build_arguments(parser)
     return parser
 
@@ -167,6 +170,9 @@ def prepare_common_voice(
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    if args.print_shar_dir:
+        print(train_shar_dir(args.out_dir))
+        return 0
     if args.check_only:
         found = check_source(args.source, args.out_dir, args.lang, args.extract_dir, args.force_lang)
         print(f"{found['locale_dir']}: rows {found['rows']}, {found['clip_files']} clip files")

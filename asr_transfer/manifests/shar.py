@@ -156,9 +156,17 @@ def _plan_digest(path: Path, options: ShardOptions, rules: DurationRules) -> str
 
 
 def _make_cut(row: dict, samples, duration: float):
-    from lhotse import MonoCut, Recording, SupervisionSegment
+    from lhotse import AudioSource, MonoCut, Recording, SupervisionSegment
 
-    recording = Recording.from_bytes(wav_pcm16_bytes(samples), recording_id=row["key"])
+    # Built directly rather than with Recording.from_bytes, which decodes the bytes once more to learn
+    # what is already known; SharWriter decodes them when it writes the shard.
+    recording = Recording(
+        id=row["key"],
+        sources=[AudioSource(type="memory", channels=[0], source=wav_pcm16_bytes(samples))],
+        sampling_rate=TARGET_RATE,
+        num_samples=samples.size,
+        duration=duration,
+    )
     supervision = SupervisionSegment(
         id=row["key"],
         recording_id=row["key"],
@@ -244,6 +252,8 @@ def write_shards(
     folder: str | os.PathLike, options: ShardOptions, rules: DurationRules, jobs: int
 ) -> Iterator[ShardedRow]:
     """Write every planned shard (in parallel, finished ones skipped); yield each row's outcome."""
+    import lhotse  # noqa: F401  (once here, not in every forked worker: it imports torch, ~2 s)
+
     remove_extra_shards(folder, options.shards)
     tasks = ((os.fspath(folder), index, options, rules) for index in range(options.shards))
     for outcomes in ordered_map(write_shard, tasks, jobs=jobs, chunk_size=1, window_per_job=1):

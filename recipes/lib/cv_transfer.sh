@@ -13,6 +13,7 @@ option jobs "$(nproc)" "worker processes for data preparation"
 option init_nemo "" "a local base .nemo, instead of --base's pretrained model"
 option overrides "" "asr-transfer finetune overrides, e.g. \"trainer.max_steps=50000\""
 option lm_order 5 "order of stage 6's token n-gram LM"
+option shar 0 "write train as N Lhotse Shar shards (N a multiple of GPUs x nodes) and fine-tune from them; 0: WAV clips"
 parse_options "$@"; set -- "${positional[@]+"${positional[@]}"}"
 [ $# -eq 1 ] || { echo "error: give one CV_DIR_OR_TARBALL; $(basename "$0") --help explains" >&2; exit 2; }
 source_path=$1
@@ -34,6 +35,13 @@ vocab_dir=$(cli train-tokenizer "$tokenizers" --lang "$lang" --kind "$kind" --vo
 finetune_args=(--config "$conf" lang="$lang" vocab.dir="$vocab_dir" data.train_manifest="$data/train.json"
     data.dev_manifest="$data/dev.json" exp_manager.exp_dir="$out/finetune")
 [ -n "$init_nemo" ] && finetune_args+=(init.nemo="$init_nemo")
+prepare_args=(--lang "$lang" --jobs "$jobs")
+train_data=$data/train.json
+if [ "$shar" -gt 0 ]; then
+    train_data=$(cli prepare-cv "$source_path" "$data" --lang "$lang" --print-shar-dir)
+    prepare_args+=(--shar "$shar" --audio-format flac)
+    finetune_args+=(data.shar_path="$train_data")
+fi
 # shellcheck disable=SC2206  # overrides are separate key=value words
 finetune_args+=($overrides)
 run_dir=$(cli finetune "${finetune_args[@]}" --print run-dir)
@@ -46,14 +54,14 @@ if run_stage 0; then
 fi
 if run_stage 1; then
     log_stage 1 "manifests" "$source_path" "$data/{train,dev,test}.json"
-    cli prepare-cv "$source_path" "$data" --lang "$lang" --jobs "$jobs"
+    cli prepare-cv "$source_path" "$data" "${prepare_args[@]}"
 fi
 if run_stage 2; then
     log_stage 2 "tokenizer ($kind)" "$data/train.json" "$vocab_dir"
     cli train-tokenizer "$tokenizers" --manifest "$data/train.json" --lang "$lang" --kind "$kind" --vocab-size "$bpe_size"
 fi
 if run_stage 3; then
-    log_stage 3 "fine-tune ($(basename "$conf" .yaml))" "$data/train.json" "$run_dir"
+    log_stage 3 "fine-tune ($(basename "$conf" .yaml))" "$train_data" "$run_dir"
     cli finetune "${finetune_args[@]}"
 fi
 if run_stage 4; then
