@@ -140,6 +140,7 @@ def run_all(locale: Path, work: Path, repeats: int) -> dict:
     results: dict = {"clips": n, "cores": os.cpu_count(), "repeats": repeats}
     scratch = Path(tempfile.mkdtemp(dir=work))
     small = first_n_locale(locale, 500, scratch / "first500")
+    small_count = len(clip_paths(small))
     try:
         for shar, jobs in itertools.product((False, True), (1, 2)):
             name = f"prepare_cv{'_shar' if shar else ''}_jobs{jobs}"
@@ -147,7 +148,7 @@ def run_all(locale: Path, work: Path, repeats: int) -> dict:
             results[name] = {"clips_per_s": n / seconds, "peak_mib": peak}
             if jobs == 2:
                 seconds, peak = measure_prepare(small, scratch, f"{name}_500", jobs, shar, 1)
-                results[f"{name}_500_clips"] = {"clips_per_s": 500 / seconds, "peak_mib": peak}
+                results[f"{name}_500_clips"] = {"clips_per_s": small_count / seconds, "peak_mib": peak}
         if classic_tool():
             for jobs in (1, 2):
                 seconds, _ = best_of(

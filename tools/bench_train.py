@@ -19,6 +19,7 @@ CUDA's peak allocation on a GPU; on a CPU, the resident memory of this process a
 from __future__ import annotations
 
 import argparse
+import gc
 import itertools
 import json
 import os
@@ -108,7 +109,13 @@ def rates(utterances: int, audio_seconds: float, seconds: float, memory: float) 
     }
 
 
-def measure_loader(dataloader, batches: int, device: torch.device, sample_rate: int) -> dict:
+def release_loader(model) -> None:
+    """Drop the model's loader so that its worker processes exit before the next case is measured."""
+    model._train_dl = None
+    gc.collect()
+
+
+def measure_loader(dataloader, batches: int, sample_rate: int) -> dict:
     stream = endless(dataloader)
     next(stream)  # workers start and fill their prefetch queues outside the timing
     utterances, audio, memory = 0, 0.0, 0.0
@@ -162,10 +169,11 @@ def bench_model(name: str, data: dict, args, device: torch.device) -> dict:
     result["batch_size"] = int(cfg.data.batch_size)
     result["recipe_workers"] = recipe_workers
     for shar, workers in itertools.product((False, True), sorted({*args.workers, recipe_workers})):
-        dataloader = loader(model, cfg, data, workers, shar=shar)
-        speeds = measure_loader(dataloader, args.loader_batches, device, sample_rate)
+        speeds = measure_loader(loader(model, cfg, data, workers, shar=shar), args.loader_batches, sample_rate)
         result["loader"][f"{'shar' if shar else 'wav'}_{workers}w"] = speeds
+        release_loader(model)
     held = list(itertools.islice(endless(loader(model, cfg, data, 0, shar=False)), 4))
+    release_loader(model)
     result["model_alone"], result["together"] = {}, {}
     for precision in args.precisions:
         dtype = PRECISIONS[precision]
@@ -173,6 +181,8 @@ def bench_model(name: str, data: dict, args, device: torch.device) -> dict:
         result["model_alone"][precision] = measure_training(model, in_memory, args.steps, dtype, device, sample_rate)
         stream = endless(loader(model, cfg, data, recipe_workers, shar=False))
         result["together"][precision] = measure_training(model, stream, args.steps, dtype, device, sample_rate)
+        del stream
+        release_loader(model)
     recipe_loader = result["loader"][f"wav_{recipe_workers}w"]["utt_per_s"]
     result["bound"] = {
         precision: "loader" if recipe_loader < speeds["utt_per_s"] else "model"
