@@ -180,3 +180,16 @@ def test_ddp_two_ranks_train_on_disjoint_shards(tmp_path, german, tiny_base, man
         assert len(seen) == 6 * 4  # every step, a full batch from this rank's endless stream
         assert set(seen) <= lengths[rank], f"rank {rank} trained on clips of the other rank's shards"
         assert set(seen) & only[rank], "the lengths cannot tell the ranks apart; the check would prove nothing"
+
+
+def test_a_shard_whose_rows_are_all_rejected_is_written_empty(german, tmp_path):
+    from lhotse import CutSet
+
+    rows = read_lines(Path(german["train"]))[:3] + [{"audio_filepath": "/nowhere.wav", "duration": 1.0, "text": "x"}]
+    manifest = tmp_path / "m.json"
+    manifest.write_text("".join(json.dumps(row, ensure_ascii=False) + "\n" for row in rows), encoding="utf-8")
+    summary = shard_manifest(str(manifest), str(tmp_path / "out"), ShardOptions(shards=4), jobs=1, progress=False)
+    index = json.loads(index_path(tmp_path / "out").read_text())
+    assert summary["rejected_by_reason"] == {"missing_clip": 1} and sorted(index["clips_per_shard"]) == [0, 1, 1, 1]
+    assert len(shard_fields(tmp_path / "out")["recording"]) == 4
+    assert len(list(CutSet.from_shar(in_dir=tmp_path / "out" / "shar"))) == 3

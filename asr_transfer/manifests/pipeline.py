@@ -2,8 +2,9 @@
 
 In: a stream of :class:`SourceItem` (one per input row: split, audio path, raw transcript, metadata),
 a :class:`~asr_transfer.languages.Language` and :class:`BuildOptions`. Out, in ``OUT_DIR``:
-``<split>.json`` NeMo manifests, ``clips/`` (16 kHz mono audio), ``rejects.tsv`` (split, path, reason,
-detail) and ``summary.json``. Every input row ends in a manifest or in ``rejects.tsv``; for every split
+``<split>.json`` NeMo manifests, ``clips/`` (16 kHz mono audio; with shard options the training split goes
+to Lhotse Shar shards in ``train_shar/`` instead), ``rejects.tsv`` (split, path, reason, detail) and
+``summary.json``. Every input row ends in a manifest or in ``rejects.tsv``; for every split
 ``rows_in == kept + rejected``. Audio is converted in parallel worker processes, streaming: memory does
 not grow with the corpus beyond one key per clip for the duplicate check.
 """

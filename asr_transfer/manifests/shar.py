@@ -1,8 +1,9 @@
 """Lhotse Shar shards for multi-GPU, multi-node training, written with lhotse's own ``SharWriter``.
 
-In: a stream of :class:`~asr_transfer.manifests.pipeline.SourceItem` (from a NeMo manifest through
-``asr-transfer shard``, or prepare-cv's screened training rows through ``prepare-cv --shar N``), a shard
-count and a seed. Out, in a shard folder ``DIR`` (:func:`shar_files_dir` and friends name every path):
+In: a stream of rows (dicts: source audio path, key, text, metadata, listed duration), from a NeMo
+manifest through ``asr-transfer shard`` or from prepare-cv's screened training rows through
+``prepare-cv --shar N``; a shard count and a seed. Out, in a shard folder ``DIR`` (:func:`shar_files_dir`
+and friends name every path):
 
 * ``DIR/shar/cuts.NNNNNN.jsonl.gz`` + ``DIR/shar/recording.NNNNNN.tar``: Lhotse Shar, 16 kHz mono FLAC
   or WAV, nothing else in that folder (so stock ``CutSet.from_shar(in_dir=...)`` and NeMo's
@@ -130,6 +131,7 @@ class ShardPlan:
         self._rng = random.Random(options.seed)
         self._order = list(range(options.shards))
         plan_path(folder, 0).parent.mkdir(parents=True, exist_ok=True)
+        _allow_open_files(options.shards + 64)
         self._contexts = [atomic_open(plan_path(folder, index)) for index in range(options.shards)]
         self._handles = [context.__enter__() for context in self._contexts]
 
@@ -149,9 +151,22 @@ class ShardPlan:
         return False
 
 
+def _allow_open_files(count: int) -> None:
+    """Raise this process's open-file limit to ``count`` (one plan file per shard is open at once)."""
+    import resource
+
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft != resource.RLIM_INFINITY and soft < count:
+        if hard != resource.RLIM_INFINITY and hard < count:
+            raise UserError(f"{count - 64} shards need {count} open files but the limit is {hard}; give fewer shards")
+        resource.setrlimit(resource.RLIMIT_NOFILE, (count, hard))
+
+
 def _plan_digest(path: Path, options: ShardOptions, rules: DurationRules) -> str:
     digest = hashlib.sha256(path.read_bytes())
-    digest.update(json.dumps([asdict(options), asdict(rules)], sort_keys=True).encode())
+    # what a shard's bytes depend on; --world-size and --buckets change only checks and the index
+    written_by = [options.shards, options.seed, options.audio_format, asdict(rules)]
+    digest.update(json.dumps(written_by, sort_keys=True).encode())
     return digest.hexdigest()
 
 
@@ -226,6 +241,8 @@ def write_shard(task: tuple) -> list[ShardedRow]:
             outcomes.append(ShardedRow(row, index, duration, reason, detail))
             if reason is None:
                 writer.write(_make_cut(row, samples, duration))
+    if not any(outcome.reason is None for outcome in outcomes):
+        _write_empty_shard(staging, index)
     final_dir = shar_files_dir(folder)
     final_dir.mkdir(parents=True, exist_ok=True)
     for field in ("recording", "cuts"):  # cuts last: stock readers start from the cuts files
@@ -234,6 +251,18 @@ def write_shard(task: tuple) -> list[ShardedRow]:
     shutil.rmtree(staging, ignore_errors=True)
     write_json(done, {"plan_digest": digest, "rows": [asdict(outcome) for outcome in outcomes]})
     return outcomes
+
+
+def _write_empty_shard(staging: Path, index: int) -> None:
+    """A shard whose every row was rejected still exists, empty: lhotse's writers create files only on
+    the first cut, and readers expect shards 0..N-1 without gaps."""
+    import gzip
+    import tarfile
+
+    with gzip.open(staging / shard_file(staging, "cuts", index).name, "wt"):
+        pass
+    with tarfile.open(staging / shard_file(staging, "recording", index).name, "w"):
+        pass
 
 
 def remove_extra_shards(folder: str | os.PathLike, shards: int) -> None:

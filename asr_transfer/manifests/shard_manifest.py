@@ -106,17 +106,19 @@ def shard_manifest(manifest: str, out_dir: str, options: ShardOptions, jobs: int
     with atomic_open(out / "rejects.tsv") as rejects:
         rejects.write("line\tpath\treason\tdetail\n")
         with ShardPlan(out, options) as plan:
+            first_problem = ""
             for number, row, reason, detail in manifest_rows(manifest):
                 rows_in += 1
                 if reason:
                     rejected[reason] += 1
                     rejects.write(f"{number}\t{row['reference']}\t{reason}\t{detail}\n")
+                    first_problem = first_problem or f" (line {number}: {reason}, {detail})"
                 else:
                     plan.add({**row, "line": number})
             if plan.rows < options.shards:
                 raise ManifestError(
-                    f"{manifest} has {plan.rows} usable lines of {rows_in} (see {out / 'rejects.tsv'} once fixed), "
-                    f"fewer than --shards {options.shards}; give fewer shards or a larger manifest"
+                    f"{manifest} has {plan.rows} usable lines of {rows_in}{first_problem}, fewer than --shards "
+                    f"{options.shards}; fix the manifest or give fewer shards"
                 )
         outcomes = []
         with tqdm(total=plan.rows, unit="clip", desc="shards", disable=not progress) as bar:
