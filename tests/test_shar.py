@@ -193,3 +193,24 @@ def test_a_shard_whose_rows_are_all_rejected_is_written_empty(german, tmp_path):
     assert summary["rejected_by_reason"] == {"missing_clip": 1} and sorted(index["clips_per_shard"]) == [0, 1, 1, 1]
     assert len(shard_fields(tmp_path / "out")["recording"]) == 4
     assert len(list(CutSet.from_shar(in_dir=tmp_path / "out" / "shar"))) == 3
+
+
+def test_dataset_config_reads_this_ranks_shards_with_the_precomputed_bins(tmp_path, manifest_with_faults, tiny_base):
+    from nemo.collections.asr.models import ASRModel
+    from omegaconf import OmegaConf
+
+    from asr_transfer.training.config import load_config
+    from asr_transfer.training.data import dataset_config
+
+    manifest, _ = manifest_with_faults
+    out = tmp_path / "s"
+    shard_manifest(str(manifest), str(out), ShardOptions(shards=4, buckets=3), jobs=1, progress=False)
+    cfg = load_config(str(CONF / "tiny_quartznet_char.yaml"), ["vocab.dir=unused", "data.train_manifest=unused"])
+    data = OmegaConf.merge(cfg.data, {"shar_path": str(out), "bucketing": True, "speed_perturb": True})
+    model = ASRModel.restore_from(tiny_base, map_location="cpu")
+    train = dataset_config(model, None, data, train=True, rank=1, world_size=2)
+    assert train.use_lhotse and train.manifest_filepath is None
+    assert [Path(path).name for path in train.shar_path.cuts] == ["cuts.000001.jsonl.gz", "cuts.000003.jsonl.gz"]
+    bins = json.loads(index_path(out).read_text())["bucket_duration_bins"]
+    assert list(train.bucket_duration_bins) == bins and train.num_buckets == len(bins) + 1 == 3
+    assert train.perturb_speed and "augmentor" not in train  # NeMo's Lhotse path would ignore an augmentor

@@ -13,7 +13,8 @@ prepared once into per-clip WAV manifests and into Lhotse Shar shards. Out: a ta
 for the tiny config always and, with a GPU, full-size QuartzNet 15x5 and Conformer-CTC (random weights:
 speed does not depend on them). It prints, per model and precision, the bound (the slower of the loader
 at the recipe's workers and the model alone) and the bf16/fp32 ratio of the model alone. Peak memory is
-CUDA's peak allocation on a GPU; on a CPU, the resident memory of this process and its loader workers.
+CUDA's peak allocation on a GPU; on a CPU, the proportional set size (shared pages split between
+sharers, so forked loader workers are not counted twice) of this process and its loader workers.
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ import time
 from pathlib import Path
 
 import torch
-from benchlib import REPO, synthetic_release, tree_rss_bytes
+from benchlib import REPO, synthetic_release, tree_pss_bytes
 from omegaconf import OmegaConf, open_dict
 
 from asr_transfer.layout import vocab_dir
@@ -92,7 +93,7 @@ def endless(dataloader):
 def peak_memory_mib(device: torch.device) -> float:
     if device.type == "cuda":
         return torch.cuda.max_memory_allocated() / 2**20
-    return tree_rss_bytes(os.getpid()) / 2**20
+    return tree_pss_bytes(os.getpid()) / 2**20
 
 
 def reset_peak(device: torch.device) -> None:
@@ -116,14 +117,17 @@ def release_loader(model) -> None:
 
 
 def measure_loader(dataloader, batches: int, sample_rate: int) -> dict:
+    """Steady-state loading: untimed, one batch from every worker first (start-up, and Lhotse filling each
+    worker's shuffle buffer, are paid once per run, not per batch)."""
     stream = endless(dataloader)
-    next(stream)  # workers start and fill their prefetch queues outside the timing
+    for _ in range(max(1, dataloader.num_workers)):
+        next(stream)
     utterances, audio, memory = 0, 0.0, 0.0
     started = time.perf_counter()
     for batch in itertools.islice(stream, batches):
         utterances += int(batch[1].numel())
         audio += float(batch[1].sum()) / sample_rate
-        memory = max(memory, tree_rss_bytes(os.getpid()) / 2**20)
+        memory = max(memory, tree_pss_bytes(os.getpid()) / 2**20)
     return rates(utterances, audio, time.perf_counter() - started, memory)
 
 
@@ -223,7 +227,12 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--precisions", nargs="+", choices=sorted(PRECISIONS), default=["fp32", "bf16-mixed"])
     parser.add_argument("--workers", type=int, nargs="+", default=[0, 2], help="loader workers to try (default 0 2)")
     parser.add_argument("--steps", type=int, default=10, help="timed training steps per case (default 10)")
-    parser.add_argument("--loader-batches", type=int, default=20, help="timed loader batches per case (default 20)")
+    parser.add_argument(
+        "--loader-batches",
+        type=int,
+        default=50,
+        help="timed loader batches per case (default 50; far more than the 2 per worker a loader prefetches)",
+    )
     parser.add_argument("--json", help="also write the results here")
     return parser
 

@@ -1,7 +1,7 @@
 """Pieces both benchmarks use: the synthetic corpus they share and memory read from /proc.
 
 In: a work folder and a clip count. Out: a synthetic German Common Voice release (made once, reused),
-and the resident memory of a process tree.
+and the resident or proportional memory of a process tree.
 """
 
 from __future__ import annotations
@@ -23,6 +23,35 @@ def synthetic_release(work: Path, clips: int) -> Path:
         print(f"synthesizing {clips} clips into {root} (once)...", flush=True)
         synth_cv("de", clips, str(root), seed=11)
     return locale
+
+
+def tree_pids(root_pid: int) -> list[int]:
+    pids, stack = [], [root_pid]
+    while stack:
+        pid = stack.pop()
+        pids.append(pid)
+        try:
+            with open(f"/proc/{pid}/task/{pid}/children") as handle:
+                stack.extend(int(child) for child in handle.read().split())
+        except (OSError, ValueError):
+            continue
+    return pids
+
+
+def tree_pss_bytes(root_pid: int) -> int:
+    """Proportional memory of a process tree: a page shared by k processes counts 1/k in each, so forked
+    workers sharing their parent's pages are not counted again (resident memory would)."""
+    total = 0
+    for pid in tree_pids(root_pid):
+        try:
+            with open(f"/proc/{pid}/smaps_rollup") as handle:
+                for line in handle:
+                    if line.startswith("Pss:"):
+                        total += int(line.split()[1]) * 1024
+                        break
+        except (OSError, ValueError):
+            continue
+    return total
 
 
 def tree_rss_bytes(root_pid: int) -> int:

@@ -69,6 +69,9 @@ def dataset_config(
             bins = (shar_index or {}).get("bucket_duration_bins")
             if bins:  # precomputed by the sharding step: no estimation pass over the data at start-up
                 cfg.update({"bucket_duration_bins": list(bins), "num_buckets": len(bins) + 1})
+        if cfg.get("use_lhotse") and cfg.pop("augmentor", None):
+            # NeMo's Lhotse path ignores the augmentor; its own speed perturbation adds 0.9x and 1.1x copies
+            cfg["perturb_speed"] = True
     return OmegaConf.create(cfg)
 
 
