@@ -14,7 +14,8 @@ for the tiny config always and, with a GPU, full-size QuartzNet 15x5 and Conform
 speed does not depend on them). It prints, per model and precision, the bound (the slower of the loader
 at the recipe's workers and the model alone) and the bf16/fp32 ratio of the model alone. Peak memory is
 CUDA's peak allocation on a GPU; on a CPU, the proportional set size (shared pages split between
-sharers, so forked loader workers are not counted twice) of this process and its loader workers.
+sharers, so forked loader workers are not counted twice) of this process and its loader workers at the
+end of each case (reading /proc inside the timed loop would slow what it measures).
 """
 
 from __future__ import annotations
@@ -122,13 +123,13 @@ def measure_loader(dataloader, batches: int, sample_rate: int) -> dict:
     stream = endless(dataloader)
     for _ in range(max(1, dataloader.num_workers)):
         next(stream)
-    utterances, audio, memory = 0, 0.0, 0.0
-    started = time.perf_counter()
+    utterances, audio = 0, 0.0
+    started = time.perf_counter()  # wall time: workers load while the main process waits or works
     for batch in itertools.islice(stream, batches):
         utterances += int(batch[1].numel())
         audio += float(batch[1].sum()) / sample_rate
-        memory = max(memory, tree_pss_bytes(os.getpid()) / 2**20)
-    return rates(utterances, audio, time.perf_counter() - started, memory)
+    seconds = time.perf_counter() - started
+    return rates(utterances, audio, seconds, tree_pss_bytes(os.getpid()) / 2**20)  # read after: /proc is slow
 
 
 def training_step(model, optimizer, batch, dtype) -> None:
@@ -150,19 +151,17 @@ def measure_training(model, batches, steps: int, dtype, device: torch.device, sa
     for batch in itertools.islice(batches, 2):
         training_step(model, optimizer, [tensor.to(device) for tensor in batch], dtype)
     reset_peak(device)
-    utterances, audio, memory = 0, 0.0, 0.0
+    utterances, audio = 0, 0.0
     started = time.perf_counter()
     for batch in itertools.islice(batches, steps):
         batch = [tensor.to(device, non_blocking=True) for tensor in batch]
         training_step(model, optimizer, batch, dtype)
         utterances += int(batch[1].numel())
         audio += float(batch[1].sum()) / sample_rate
-        if device.type == "cpu":
-            memory = max(memory, peak_memory_mib(device))
     if device.type == "cuda":
         torch.cuda.synchronize()
-        memory = peak_memory_mib(device)
-    return rates(utterances, audio, time.perf_counter() - started, memory)
+    seconds = time.perf_counter() - started
+    return rates(utterances, audio, seconds, peak_memory_mib(device))  # on a CPU: what is resident at the end
 
 
 def bench_model(name: str, data: dict, args, device: torch.device) -> dict:
