@@ -157,7 +157,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("manifest", help="NeMo manifest (audio_filepath, duration, text)")
     parser.add_argument("out_dir", help="output: shar/, shar_index.json, rejects.tsv, summary.json")
     parser.add_argument("--shards", type=int, required=True, help="number of shards (a multiple of --world-size)")
-    parser.add_argument("--audio-format", choices=("flac", "wav"), default="flac", help="audio in the tars")
+    parser.add_argument(
+        "--audio-format", choices=("flac", "wav"), default="flac", help="audio in the tars (default flac)"
+    )
     parser.add_argument("--jobs", type=int, default=default_jobs(), help="worker processes (default: all cores)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     add_shard_arguments(parser)
