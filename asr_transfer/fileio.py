@@ -45,6 +45,13 @@ def atomic_open(path: str | os.PathLike, mode: str = "w") -> Iterator:
             yield handle
 
 
+@contextlib.contextmanager
+def atomic_open_all(paths: list) -> Iterator[list]:
+    """``atomic_open`` for several files at once: all are renamed into place only if the block succeeds."""
+    with contextlib.ExitStack() as stack:
+        yield [stack.enter_context(atomic_open(path)) for path in paths]
+
+
 def write_json(path: str | os.PathLike, data) -> None:
     with atomic_open(path) as handle:
         json.dump(data, handle, ensure_ascii=False, indent=2, sort_keys=False)

@@ -57,14 +57,11 @@ def tree_pss_bytes(root_pid: int) -> int:
 def tree_rss_bytes(root_pid: int) -> int:
     """Resident memory of a process and all its descendants, read from /proc cheaply (the sampler
     runs beside the measured run on the same cores)."""
-    total, stack = 0, [root_pid]
-    while stack:
-        pid = stack.pop()
+    total = 0
+    for pid in tree_pids(root_pid):
         try:
             with open(f"/proc/{pid}/statm") as handle:
                 total += int(handle.read().split()[1]) * PAGE
-            with open(f"/proc/{pid}/task/{pid}/children") as handle:
-                stack.extend(int(child) for child in handle.read().split())
         except (OSError, ValueError):
             continue
     return total

@@ -49,20 +49,28 @@ def source_problem(path: str) -> ClipResult | None:
     return ClipResult(None, REJECT_EMPTY_FILE) if size == 0 else None
 
 
+def decode_clip(source: str) -> tuple[np.ndarray | None, ClipResult | None]:
+    """``source`` as 16 kHz mono samples, or the reject (missing, empty, undecodable) that stops it."""
+    problem = source_problem(source)
+    if problem:
+        return None, problem
+    try:
+        samples = decode_mono(source)
+    except Exception as error:  # libsndfile raises several types for corrupt input
+        return None, ClipResult(None, REJECT_UNDECODABLE, _short(error))
+    if samples.size == 0:
+        return None, ClipResult(None, REJECT_UNDECODABLE, "no audio frames")
+    return samples, None
+
+
 def convert_clip(source: str, destination: str, audio_format: str = "wav") -> ClipResult:
     """Write ``source`` as 16 kHz mono ``destination``; a finished destination is reused, not redone."""
     if os.path.isfile(destination):
         info = soundfile.info(destination)
         return ClipResult(info.frames / info.samplerate)
-    problem = source_problem(source)
+    samples, problem = decode_clip(source)
     if problem:
         return problem
-    try:
-        samples = decode_mono(source)
-    except Exception as error:  # libsndfile raises several types for corrupt input
-        return ClipResult(None, REJECT_UNDECODABLE, _short(error))
-    if samples.size == 0:
-        return ClipResult(None, REJECT_UNDECODABLE, "no audio frames")
     with atomic_path(destination) as tmp:
         write_audio(tmp, samples, audio_format)
     return ClipResult(samples.size / TARGET_RATE)

@@ -21,7 +21,7 @@ from pathlib import Path
 from tqdm import tqdm
 
 from asr_transfer.errors import UserError
-from asr_transfer.fileio import atomic_open, manifest_line, remove_stale_temporaries, write_json
+from asr_transfer.fileio import atomic_open, atomic_open_all, manifest_line, remove_stale_temporaries, write_json
 from asr_transfer.languages import Language
 from asr_transfer.manifests.audio import AUDIO_FORMATS, ClipResult, convert_clip, measure_clip
 from asr_transfer.manifests.filters import DurationRules, duration_problem
@@ -149,10 +149,10 @@ class ManifestBuilder:
         started = time.time()
         with (
             atomic_open(self.out_dir / REJECTS_FILE) as rejects,
-            _open_manifests(self.out_dir, self.splits) as manifests,
+            atomic_open_all([manifest_path(self.out_dir, split) for split in self.splits]) as manifests,
         ):
             self._rejects = rejects
-            self._manifests = manifests
+            self._manifests = dict(zip(self.splits, manifests, strict=True))
             rejects.write("split\tpath\treason\tdetail\n")
             self._bar = tqdm(total=total, unit="clip", disable=not self.options.progress, desc="clips")
             accepted = self._screen(items)
@@ -178,12 +178,13 @@ class ManifestBuilder:
         folder = train_shar_dir(self.out_dir)
         with ShardPlan(folder, self.shar) as plan:
             self._convert(self._divert_training_rows(accepted, plan))
-        outcomes = []
+        kept = []
         for outcome in write_shards(folder, self.shar, self.rules, self.options.jobs):
             self._finish_sharded(outcome)
-            outcomes.append(outcome)
+            if outcome.reason is None:
+                kept.append((outcome.shard, outcome.duration))
             self._bar.update(1)
-        index = write_index(folder, self.shar, outcomes)
+        index = write_index(folder, self.shar, kept)
         return {"dir": str(folder), "shards": index["shards"], "clips": index["clips"], "hours": index["hours"]}
 
     def _divert_training_rows(self, accepted, plan: ShardPlan) -> Iterator[tuple[SourceItem, str]]:
@@ -306,18 +307,3 @@ class ManifestBuilder:
 
 def _first_set(*values):
     return next((value for value in values if value is not None), None)
-
-
-class _open_manifests:
-    """Open one temporary manifest per split; rename all of them only when the whole run succeeded."""
-
-    def __init__(self, out_dir: Path, splits: list[str]) -> None:
-        self._contexts = {split: atomic_open(manifest_path(out_dir, split)) for split in splits}
-
-    def __enter__(self) -> dict:
-        return {split: context.__enter__() for split, context in self._contexts.items()}
-
-    def __exit__(self, *exc_info) -> bool:
-        for context in self._contexts.values():
-            context.__exit__(*exc_info)
-        return False

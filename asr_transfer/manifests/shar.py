@@ -31,8 +31,8 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from asr_transfer.errors import UserError
-from asr_transfer.fileio import atomic_open, write_json
-from asr_transfer.manifests.audio import REJECT_UNDECODABLE, TARGET_RATE, decode_mono, source_problem, wav_pcm16_bytes
+from asr_transfer.fileio import atomic_open_all, write_json
+from asr_transfer.manifests.audio import TARGET_RATE, decode_clip, wav_pcm16_bytes
 from asr_transfer.manifests.filters import DurationRules, duration_problem
 from asr_transfer.parallel import ordered_map
 
@@ -132,8 +132,8 @@ class ShardPlan:
         self._order = list(range(options.shards))
         plan_path(folder, 0).parent.mkdir(parents=True, exist_ok=True)
         _allow_open_files(options.shards + 64)
-        self._contexts = [atomic_open(plan_path(folder, index)) for index in range(options.shards)]
-        self._handles = [context.__enter__() for context in self._contexts]
+        self._files = atomic_open_all([plan_path(folder, index) for index in range(options.shards)])
+        self._handles = self._files.__enter__()
 
     def add(self, row: dict) -> None:
         position = self.rows % self.options.shards
@@ -146,9 +146,7 @@ class ShardPlan:
         return self
 
     def __exit__(self, *exc_info) -> bool:
-        for context in self._contexts:
-            context.__exit__(*exc_info)
-        return False
+        return bool(self._files.__exit__(*exc_info))
 
 
 def _allow_open_files(count: int) -> None:
@@ -162,8 +160,8 @@ def _allow_open_files(count: int) -> None:
         resource.setrlimit(resource.RLIMIT_NOFILE, (count, hard))
 
 
-def _plan_digest(path: Path, options: ShardOptions, rules: DurationRules) -> str:
-    digest = hashlib.sha256(path.read_bytes())
+def _plan_digest(planned: bytes, options: ShardOptions, rules: DurationRules) -> str:
+    digest = hashlib.sha256(planned)
     # what a shard's bytes depend on; --world-size and --buckets change only checks and the index
     written_by = [options.shards, options.seed, options.audio_format, asdict(rules)]
     digest.update(json.dumps(written_by, sort_keys=True).encode())
@@ -198,15 +196,9 @@ def _make_cut(row: dict, samples, duration: float):
 
 def _decoded(row: dict, rules: DurationRules) -> tuple:
     """(samples, duration, None, "") for a usable clip, else (None, duration or None, reason, detail)."""
-    problem = source_problem(row["source"])
+    samples, problem = decode_clip(row["source"])
     if problem:
         return None, None, problem.reason, problem.detail
-    try:
-        samples = decode_mono(row["source"])
-    except Exception as error:  # libsndfile raises several types for corrupt input
-        return None, None, REJECT_UNDECODABLE, " ".join(str(error).split())[:200]
-    if samples.size == 0:
-        return None, None, REJECT_UNDECODABLE, "no audio frames"
     duration = samples.size / TARGET_RATE
     reason = duration_problem(rules, row["text"], duration, row.get("expected_duration"))
     if reason:
@@ -221,13 +213,14 @@ def write_shard(task: tuple) -> list[ShardedRow]:
     folder, index, options, rules = task
     folder = Path(folder)
     plan = plan_path(folder, index)
-    digest = _plan_digest(plan, options, rules)
+    planned = plan.read_bytes()
+    digest = _plan_digest(planned, options, rules)
     done = results_path(folder, index)
     if done.is_file() and all(shard_file(folder, field, index).is_file() for field in ("cuts", "recording")):
         record = json.loads(done.read_text(encoding="utf-8"))
         if record["plan_digest"] == digest:
             return [ShardedRow(**row) for row in record["rows"]]
-    rows = [json.loads(line) for line in plan.read_text(encoding="utf-8").splitlines() if line]
+    rows = [json.loads(line) for line in planned.decode("utf-8").splitlines() if line]
     random.Random(options.seed * 1_000_003 + index).shuffle(rows)
     staging = plan.parent / f"staging.{index:06d}.tmp-{os.getpid()}"
     shutil.rmtree(staging, ignore_errors=True)
@@ -301,16 +294,15 @@ def duration_bins(durations: list[float], buckets: int) -> list[float]:
     return [round(float(value), 3) for value in bins]
 
 
-def write_index(folder: str | os.PathLike, options: ShardOptions, outcomes: list[ShardedRow]) -> dict:
-    """``shar_index.json``: per-shard clips and hours, divisors of the shard count, bucketing bins."""
+def write_index(folder: str | os.PathLike, options: ShardOptions, kept: list[tuple[int, float]]) -> dict:
+    """``shar_index.json`` from the (shard, duration) of every kept clip: per-shard clips and hours,
+    divisors of the shard count, bucketing bins."""
     clips = [0] * options.shards
     seconds = [0.0] * options.shards
-    durations = []
-    for outcome in outcomes:
-        if outcome.reason is None:
-            clips[outcome.shard] += 1
-            seconds[outcome.shard] += outcome.duration
-            durations.append(outcome.duration)
+    for shard, duration in kept:
+        clips[shard] += 1
+        seconds[shard] += duration
+    durations = [duration for _, duration in kept]
     index = {
         "format": "lhotse_shar",
         "shar_dir": shar_files_dir(".").as_posix(),

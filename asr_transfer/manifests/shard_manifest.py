@@ -11,7 +11,6 @@ skips finished shards; train with ``asr-transfer finetune ... data.shar_path=OUT
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import re
 import time
@@ -22,7 +21,7 @@ from pathlib import Path
 from tqdm import tqdm
 
 from asr_transfer.errors import ManifestError
-from asr_transfer.fileio import atomic_open, remove_stale_temporaries, write_json
+from asr_transfer.fileio import atomic_open, parse_manifest_line, remove_stale_temporaries, write_json
 from asr_transfer.manifests.filters import DurationRules
 from asr_transfer.manifests.shar import (
     ShardOptions,
@@ -46,44 +45,44 @@ def clip_key(audio_path: str, base_dir: str) -> str:
     return re.sub(r"[^\w.-]+", "_", stem).strip("_.")
 
 
-def manifest_rows(manifest: str) -> Iterator[tuple[int, dict, str, str]]:
-    """(line number, planned row, reject reason, detail) per non-empty line; reason is "" for a usable row."""
+def manifest_rows(manifest: str) -> Iterator[tuple[dict, str, str]]:
+    """(planned row, reject reason, detail) per non-empty line; reason is "" for a usable row. Every row
+    carries its ``line`` number and ``reference`` (the path as written) for rejects.tsv."""
     base_dir = os.path.dirname(os.path.abspath(manifest))
     seen: set[str] = set()
     with open(manifest, encoding="utf-8") as handle:
         for number, line in enumerate(handle, start=1):
             if not line.strip():
                 continue
-            row, reason, detail = _parse(line, base_dir)
-            if not reason and row["source"] in seen:
+            try:
+                entry = parse_manifest_line(line, f"line {number}", REQUIRED_FIELDS)
+            except ManifestError as error:
+                yield {"line": number, "reference": line.strip()[:80]}, REJECT_MALFORMED, str(error)
+                continue
+            row = planned_row(entry, base_dir, number)
+            reason, detail = "", ""
+            if not row["text"]:
+                reason, detail = REJECT_MALFORMED, "empty text"
+            elif row["source"] in seen:
                 reason, detail = REJECT_DUPLICATE, "listed earlier"
-            if not reason:
+            else:
                 seen.add(row["source"])
-            yield number, row, reason, detail
+            yield row, reason, detail
 
 
-def _parse(line: str, base_dir: str) -> tuple[dict, str, str]:
-    try:
-        entry = json.loads(line)
-    except json.JSONDecodeError as error:
-        return {"reference": line.strip()[:80]}, REJECT_MALFORMED, f"not JSON: {error.msg}"
-    if not isinstance(entry, dict) or any(name not in entry for name in REQUIRED_FIELDS):
-        return {"reference": line.strip()[:80]}, REJECT_MALFORMED, f"needs {', '.join(REQUIRED_FIELDS)}"
+def planned_row(entry: dict, base_dir: str, number: int) -> dict:
     reference = str(entry["audio_filepath"])
     source = os.path.normpath(os.path.join(base_dir, reference))
-    text = str(entry["text"]).strip()
-    row = {
+    return {
+        "line": number,
         "split": "train",
         "reference": reference,
         "source": source,
         "key": clip_key(source, base_dir),
-        "text": text,
+        "text": str(entry["text"]).strip(),
         "metadata": {name: value for name, value in entry.items() if name not in REQUIRED_FIELDS},
         "expected_duration": _number(entry["duration"]),
     }
-    if not text:
-        return row, REJECT_MALFORMED, "empty text"
-    return row, "", ""
 
 
 def _number(value) -> float | None:
@@ -102,34 +101,35 @@ def shard_manifest(manifest: str, out_dir: str, options: ShardOptions, jobs: int
     out.mkdir(parents=True, exist_ok=True)
     remove_stale_temporaries(out)
     rejected: Counter = Counter()
-    rows_in = 0
+    rows_in, first_problem, kept = 0, "", []
     with atomic_open(out / "rejects.tsv") as rejects:
         rejects.write("line\tpath\treason\tdetail\n")
+
+        def reject(row: dict, reason: str, detail: str) -> None:
+            rejected[reason] += 1
+            rejects.write(f"{row['line']}\t{row['reference']}\t{reason}\t{' '.join(detail.split())}\n")
+
         with ShardPlan(out, options) as plan:
-            first_problem = ""
-            for number, row, reason, detail in manifest_rows(manifest):
+            for row, reason, detail in manifest_rows(manifest):
                 rows_in += 1
                 if reason:
-                    rejected[reason] += 1
-                    rejects.write(f"{number}\t{row['reference']}\t{reason}\t{detail}\n")
-                    first_problem = first_problem or f" (line {number}: {reason}, {detail})"
+                    reject(row, reason, detail)
+                    first_problem = first_problem or f"; line {row['line']}: {reason} ({detail})"
                 else:
-                    plan.add({**row, "line": number})
+                    plan.add(row)
             if plan.rows < options.shards:
                 raise ManifestError(
-                    f"{manifest} has {plan.rows} usable lines of {rows_in}{first_problem}, fewer than --shards "
-                    f"{options.shards}; fix the manifest or give fewer shards"
+                    f"{manifest} has {plan.rows} usable lines of {rows_in}, fewer than --shards {options.shards}"
+                    f"{first_problem}; fix the manifest or give fewer shards"
                 )
-        outcomes = []
         with tqdm(total=plan.rows, unit="clip", desc="shards", disable=not progress) as bar:
             for outcome in write_shards(out, options, DurationRules(), jobs):
-                outcomes.append(outcome)
                 bar.update(1)
                 if outcome.reason:
-                    rejected[outcome.reason] += 1
-                    detail = " ".join(outcome.detail.split())
-                    rejects.write(f"{outcome.row['line']}\t{outcome.row['reference']}\t{outcome.reason}\t{detail}\n")
-    index = write_index(out, options, outcomes)
+                    reject(outcome.row, outcome.reason, outcome.detail)
+                else:
+                    kept.append((outcome.shard, outcome.duration))
+    index = write_index(out, options, kept)
     seconds = time.time() - started
     summary = {
         "manifest": os.path.abspath(manifest),
