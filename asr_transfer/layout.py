@@ -29,6 +29,17 @@ def vocab_done_file(folder: str | os.PathLike, kind: str) -> Path:
     return Path(folder) / ("vocab.txt" if kind == CHAR else "tokenizer.model")
 
 
+def vocab_folder_kind(folder: str | os.PathLike) -> str | None:
+    """What a ``train-tokenizer`` folder holds: ``bpe`` (a SentencePiece model, BPE or unigram, which NeMo's
+    ``bpe`` tokenizer type loads), ``char`` (only ``vocab.txt``), or None (neither). A SentencePiece folder
+    holds a ``vocab.txt`` too, so the model file decides."""
+    if vocab_done_file(folder, "bpe").is_file():
+        return "bpe"
+    if vocab_done_file(folder, CHAR).is_file():
+        return CHAR
+    return None
+
+
 def run_dir(exp_dir: str | os.PathLike, name: str, version: str) -> Path:
     """A fine-tuning run's folder, as NeMo's exp_manager lays it out: ``exp_dir/name/version``."""
     return Path(exp_dir) / str(name) / str(version)

@@ -3,7 +3,11 @@
 In: a path and how the user named it (``init.nemo=``, ``--model``, ``--init_nemo``). Out: nothing when
 it is a complete NeMo archive (a tar, gzipped or not, holding ``model_config.yaml``); otherwise an
 :class:`InputError` saying what is wrong with it. NeMo itself would fail deep inside ``restore_from``
-with a ``tarfile.ReadError`` traceback, after a run folder was already made.
+with a ``tarfile.ReadError`` traceback, after a run folder was already made. :func:`read_config` gives
+the archive's model config without building the model (e.g. its vocabulary kind, for checks);
+:func:`restore_model` restores it, and a model NeMo cannot build is one :class:`InputError` naming the
+key or class at fault and the NeMo version that wrote the file (NeMo itself falls back to the abstract
+``ASRModel`` and reports only "Can't instantiate abstract class").
 """
 
 from __future__ import annotations
@@ -12,13 +16,19 @@ import os
 import tarfile
 import zlib
 
+import yaml
+
 from asr_transfer.errors import InputError
 
 CONFIG_MEMBER = "model_config.yaml"
 
 
+def _where(path: str | os.PathLike, named: str) -> str:
+    return f"{named}{path}" if named.endswith("=") else f"{named} {path}"
+
+
 def check_nemo_file(path: str | os.PathLike, named: str) -> None:
-    where = f"{named}{path}" if named.endswith("=") else f"{named} {path}"
+    where = _where(path, named)
     if not os.path.isfile(path):
         raise InputError(f"{where} does not exist; check the path")
     try:
@@ -33,3 +43,86 @@ def check_nemo_file(path: str | os.PathLike, named: str) -> None:
         ) from None
     if not any(os.path.basename(name) == CONFIG_MEMBER for name in names):
         raise InputError(f"{where} is an archive without {CONFIG_MEMBER}, so not a NeMo model; give a .nemo file")
+
+
+def read_config(path: str | os.PathLike, named: str) -> dict:
+    """The archive's ``model_config.yaml`` as a dict (checked with :func:`check_nemo_file` first)."""
+    check_nemo_file(path, named)
+    with tarfile.open(path, "r:*") as archive:
+        member = next(m for m in archive.getmembers() if os.path.basename(m.name) == CONFIG_MEMBER)
+        handle = archive.extractfile(member)
+        try:
+            config = yaml.safe_load(handle.read().decode("utf-8")) if handle else None
+        except (yaml.YAMLError, UnicodeDecodeError) as error:
+            problem = f"{CONFIG_MEMBER} is not valid YAML ({' '.join(str(error).split())})"
+            raise InputError(f"{_where(path, named)}: {problem}; export it again") from None
+    if not isinstance(config, dict):
+        raise InputError(f"{_where(path, named)}: {CONFIG_MEMBER} holds no model config; export it again")
+    return config
+
+
+def vocabulary_kind(config: dict) -> str:
+    """``bpe`` for a model with a tokenizer (``EncDecCTCModelBPE`` and hybrids), else ``char``."""
+    return "bpe" if config.get("tokenizer") else "char"
+
+
+TOKENIZER_TYPES = ("bpe", "wpe")  # what NeMo 3.0's ASRBPEMixin builds
+
+
+def build_problem(config: dict) -> str | None:
+    """Why NeMo cannot build a model from ``config`` (a key or class at fault), found without building it."""
+    from nemo.collections.asr.models import ASRModel
+    from nemo.core.classes.common import _get_allowed_target_class
+
+    target = config.get("target") or config.get("_target_")
+    if not target:
+        return "its model_config.yaml has no `target` naming the model class"
+    try:
+        model_class = _get_allowed_target_class(str(target))
+    except Exception:  # an unsafe prefix, a moved module or a removed class
+        return f"its model_config.yaml names class {target}, which this NeMo does not have"
+    if not (isinstance(model_class, type) and issubclass(model_class, ASRModel)):
+        return f"its model_config.yaml names {target}, which is not a NeMo speech recognition model class"
+    if getattr(model_class, "__abstractmethods__", None):
+        return f"its model_config.yaml names class {target}, which is abstract"
+    tokenizer = config.get("tokenizer")
+    if tokenizer and tokenizer.get("type") not in TOKENIZER_TYPES:
+        return (
+            f"its tokenizer.type is {tokenizer.get('type')!r}, which this NeMo does not know "
+            f"(it builds {' or '.join(TOKENIZER_TYPES)})"
+        )
+    decoder = config.get("decoder") or {}
+    if not tokenizer and not decoder.get("vocabulary"):
+        where = "only at the top level (labels)" if config.get("labels") else "nowhere"
+        return f"it is a character model whose decoder.vocabulary is empty: its labels are {where}"
+    return None
+
+
+def _cannot_restore(path, named: str, config: dict, problem: str) -> InputError:
+    import nemo
+
+    written_by = f"written by NeMo {config.get('nemo_version', 'of an unrecorded version')}"
+    fix = f"export the model again with NeMo {nemo.__version__}, or fix its model_config.yaml"
+    where = _where(path, named)
+    return InputError(f"{where} cannot be restored by NeMo {nemo.__version__}: {problem} ({written_by}); {fix}")
+
+
+def check_buildable(path: str | os.PathLike, named: str) -> dict:
+    """The archive's config when NeMo can build a model from it (:func:`build_problem`); else one error."""
+    config = read_config(path, named)
+    problem = build_problem(config)
+    if problem:
+        raise _cannot_restore(path, named, config, problem)
+    return config
+
+
+def restore_model(path: str | os.PathLike, named: str, map_location: str | None = None):
+    """``ASRModel.restore_from(path)`` of a checked archive, or one :class:`InputError` saying why not."""
+    from nemo.collections.asr.models import ASRModel
+
+    config = check_buildable(path, named)
+    try:
+        return ASRModel.restore_from(str(path), map_location=map_location)
+    except Exception as error:  # NeMo failing on the user's file; the cause is its first message line
+        cause = (str(error).strip().splitlines() or [""])[0]
+        raise _cannot_restore(path, named, config, f"{type(error).__name__}: {cause}") from error

@@ -214,3 +214,39 @@ def test_dataset_config_reads_this_ranks_shards_with_the_precomputed_bins(tmp_pa
     bins = json.loads(index_path(out).read_text())["bucket_duration_bins"]
     assert list(train.bucket_duration_bins) == bins and train.num_buckets == len(bins) + 1 == 3
     assert train.perturb_speed and "augmentor" not in train  # NeMo's Lhotse path would ignore an augmentor
+
+
+def test_one_device_trains_from_shards_and_the_export_names_no_shard(tmp_path, german, tiny_base, manifest_with_faults):
+    """Regression: a model trained from shards exported a config holding this machine's shard files."""
+    import tarfile
+
+    from asr_transfer.cli import main as cli
+    from asr_transfer.training.config import load_config
+    from asr_transfer.training.finetune import finetune
+
+    manifest, _ = manifest_with_faults
+    shards = tmp_path / "shards"
+    shard_manifest(str(manifest), str(shards), ShardOptions(shards=2), jobs=1, progress=False)
+    cfg = load_config(
+        str(CONF / "tiny_quartznet_char.yaml"),
+        [
+            f"init.nemo={tiny_base}",
+            f"vocab.dir={german['char']}",
+            f"data.shar_path={shards}",
+            f"data.dev_manifest={german['dev']}",
+            f"exp_manager.exp_dir={tmp_path / 'exp'}",
+            "trainer.max_steps=2",
+            "trainer.val_check_interval=2",
+            "data.batch_size=4",
+            "data.bucketing=true",
+            "data.batch_duration=20",
+            "trainer.enable_progress_bar=false",
+        ],
+    )
+    run = finetune(cfg)
+    out = tmp_path / "de.nemo"
+    assert cli(["export", "--run", str(run), "--out", str(out)]) == 0
+    with tarfile.open(out) as archive:
+        member = next(m for m in archive.getmembers() if m.name.endswith("model_config.yaml"))
+        config = archive.extractfile(member).read().decode("utf-8")
+    assert str(tmp_path) not in config and "cuts." not in config and "recording." not in config

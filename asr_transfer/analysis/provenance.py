@@ -35,9 +35,9 @@ def write_provenance(model_path: str, config_path: str, eval_summary: str, note:
     for option, path in (("--config", config_path), ("--eval", eval_summary)):
         if not os.path.isfile(path):
             raise InputError(f"{option} {path} does not exist; give the run's finetune_config.yaml and a summary.json")
-    from nemo.collections.asr.models import ASRModel
+    from asr_transfer.nemofile import restore_model
 
-    model = ASRModel.restore_from(model_path, map_location="cpu")
+    model = restore_model(model_path, "model", map_location="cpu")
     with open(eval_summary, encoding="utf-8") as handle:
         evaluation = json.load(handle)
     record = {

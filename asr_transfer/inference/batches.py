@@ -2,7 +2,8 @@
 (``shrink`` step 1, ``tune-lm``) instead of NeMo's dataloaders.
 
 In: a manifest (``audio_filepath``; relative paths are the manifest's; text is not read) and the sample rate.
-Out: waveforms resampled by NeMo's ``AudioSegment``, and (B x T signal, lengths) batches.
+Out: mono waveforms read and resampled by NeMo's ``AudioSegment`` as its dataset loaders read them (a
+multi-channel file averaged to one channel first), and (B x T signal, lengths) batches.
 """
 
 from __future__ import annotations
@@ -13,12 +14,13 @@ import torch
 from torch.utils.data import Dataset
 
 from asr_transfer.fileio import read_manifest
+from asr_transfer.manifests.checks import audio_path
 
 
 class AudioManifest(Dataset):
     def __init__(self, manifest: str, sample_rate: int):
         base = os.path.dirname(os.path.abspath(manifest))
-        self.paths = [os.path.join(base, entry["audio_filepath"]) for entry in read_manifest(manifest)]
+        self.paths = [audio_path(entry["audio_filepath"], base) for entry in read_manifest(manifest)]
         self.sample_rate = sample_rate
 
     def __len__(self) -> int:
@@ -27,7 +29,8 @@ class AudioManifest(Dataset):
     def __getitem__(self, index: int) -> torch.Tensor:
         from nemo.collections.asr.parts.preprocessing.segment import AudioSegment
 
-        segment = AudioSegment.from_file(self.paths[index], target_sr=self.sample_rate)
+        # without a selector AudioSegment keeps every channel, which pad_batch cannot hold
+        segment = AudioSegment.from_file(self.paths[index], target_sr=self.sample_rate, channel_selector="average")
         return torch.as_tensor(segment.samples, dtype=torch.float32)
 
 

@@ -17,20 +17,46 @@ from asr_transfer.fileio import atomic_path
 from asr_transfer.layout import best_nemo
 from asr_transfer.nemofile import check_nemo_file
 
+DATASET_SECTIONS = ("train_ds", "validation_ds", "test_ds")
+
+
+def is_path_key(key: str) -> bool:
+    """Dataset keys that name this machine's files: manifests, shards, tarred audio, Lhotse inputs."""
+    return key.endswith(("_path", "_filepath", "_filepaths", "_paths", "_dir")) or key in ("input_cfg", "cuts_path")
+
+
+def drop_training_paths(model) -> None:
+    """Null every key of the model's config that names a training file (manifests, ``shar_path``, tarred
+    audio, the tokenizer folder it was built from), so an export carries nothing of this machine.
+    The tokenizer's own files are packed in the archive (``nemo:`` artifacts) and stay."""
+    with open_dict(model.cfg):
+        for section in DATASET_SECTIONS:
+            dataset = model.cfg.get(section)
+            if dataset is None:
+                continue
+            for key in list(dataset.keys()):
+                if is_path_key(str(key)) and dataset[key] is not None:
+                    dataset[key] = None
+        tokenizer = model.cfg.get("tokenizer")
+        if tokenizer is not None and tokenizer.get("dir"):
+            tokenizer.dir = None  # NeMo reads the packed model_path/vocab_path, never dir, on restore
+
+
+def save_portable(model, out: str | os.PathLike) -> Path:
+    """Write ``model`` to ``out`` atomically, without training paths (:func:`drop_training_paths`)."""
+    drop_training_paths(model)
+    os.makedirs(os.path.dirname(os.path.abspath(out)), exist_ok=True)
+    with atomic_path(str(out)) as tmp:
+        model.save_to(tmp)
+    return Path(out)
+
 
 def export(run: str, out: str) -> Path:
     source = best_nemo(run)
     check_nemo_file(source, "--run")
-    from nemo.collections.asr.models import ASRModel
+    from asr_transfer.nemofile import restore_model
 
-    model = ASRModel.restore_from(str(source), map_location="cpu")
-    with open_dict(model.cfg):
-        for key in ("train_ds", "validation_ds", "test_ds"):
-            if key in model.cfg and model.cfg[key] is not None:
-                model.cfg[key].manifest_filepath = None
-    os.makedirs(os.path.dirname(os.path.abspath(out)), exist_ok=True)
-    with atomic_path(out) as tmp:
-        model.save_to(tmp)
+    save_portable(restore_model(source, "--run", map_location="cpu"), out)
     return source
 
 

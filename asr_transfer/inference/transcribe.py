@@ -18,7 +18,7 @@ from asr_transfer.inference.model import (
     set_decoding,
     transcribe_paths,
 )
-from asr_transfer.manifests.checks import require_manifest
+from asr_transfer.manifests.checks import audio_path, audio_problem, require_manifest
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -29,7 +29,11 @@ def build_parser() -> argparse.ArgumentParser:
         epilog="Examples: asr-transfer transcribe --model de.nemo a.wav b.flac; "
         "asr-transfer transcribe --model de.nemo --manifest test.json --out predictions.json",
     )
-    parser.add_argument("files", nargs="*", help="audio files (any format libsndfile reads: WAV, FLAC, MP3, OGG)")
+    parser.add_argument(
+        "files",
+        nargs="*",
+        help="audio files: any format (WAV, FLAC, MP3, OGG), rate and channel count libsndfile reads",
+    )
     parser.add_argument("--model", required=True, help="the .nemo model")
     parser.add_argument("--manifest", help="transcribe the audio of this NeMo manifest instead of FILES")
     parser.add_argument("--out", help="write a manifest (the input lines plus pred_text) here instead of printing")
@@ -38,15 +42,20 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def audio_entries(args: argparse.Namespace) -> list[dict]:
-    """The utterances to transcribe, each checked to exist before the model is loaded."""
+def audio_entries(args: argparse.Namespace) -> tuple[list[dict], list[str]]:
+    """The utterances to transcribe and where their audio is (a manifest's relative paths are its
+    folder's), each file checked to open before the model is loaded."""
     if args.manifest:
         require_manifest(args.manifest, ("audio_filepath",), audio="open", role="manifest")
-        return list(read_manifest(args.manifest, ("audio_filepath",)))
-    missing = [path for path in args.files if not os.path.isfile(path)]
-    if missing:
-        raise InputError(f"audio file {missing[0]} does not exist ({len(missing)} missing in all); check the paths")
-    return [{"audio_filepath": path} for path in args.files]
+        entries = list(read_manifest(args.manifest, ("audio_filepath",)))
+        manifest_dir = os.path.dirname(os.path.abspath(args.manifest))
+        return entries, [audio_path(entry["audio_filepath"], manifest_dir) for entry in entries]
+    problems = [(path, audio_problem(path, os.getcwd(), "open")) for path in args.files]
+    problems = [f"{problem}: {path}" for path, problem in problems if problem]
+    if problems:
+        more = f" and {len(problems) - 1} more" if len(problems) > 1 else ""
+        raise InputError(f"{problems[0]}{more}; check the paths, and give audio files libsndfile reads")
+    return [{"audio_filepath": path} for path in args.files], [os.path.abspath(path) for path in args.files]
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -54,11 +63,11 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if bool(args.files) == bool(args.manifest):
         parser.error("give audio FILES or --manifest, not both or neither")
-    entries = audio_entries(args)
+    entries, paths = audio_entries(args)
     decoding = decoding_from_args(args)
     model = load_model(args.model)
-    set_decoding(model, decoding)
-    texts = transcribe_paths(model, [entry["audio_filepath"] for entry in entries], args.batch_size)
+    set_decoding(model, decoding, model_path=args.model)
+    texts = transcribe_paths(model, paths, args.batch_size)
     if args.out:
         write_manifest(args.out, [{**entry, "pred_text": text} for entry, text in zip(entries, texts, strict=True)])
         print(f"wrote {len(texts)} transcripts to {args.out}")

@@ -67,6 +67,7 @@ class Language:
     grammar: dict | None = None
     cases: list[dict] = field(default_factory=list)
     enabled_options: tuple[str, ...] = ()
+    any_letter: bool = False  # every letter, mark and digit is allowed (the rules for text of no known language)
 
     def with_options(self, options: list[str] | tuple[str, ...]) -> Language:
         unknown = [name for name in options if name not in self.optional_maps]
@@ -77,6 +78,8 @@ class Language:
         return clone
 
     def allows(self, char: str) -> bool:
+        if self.any_letter and unicodedata.category(char)[0] in "LMN":
+            return True
         return char in self.alphabet or (self.han and is_han(char))
 
     def normalize(self, raw: str) -> Normalized:
@@ -134,6 +137,16 @@ def _strip_quote_apostrophes(text: str) -> str:
         if not (before.isalpha() and after.isalpha()):
             chars[index] = " "
     return " ".join("".join(chars).split())
+
+
+# Text whose language is not known (a manifest scored without --lang): NFKC, lower case, punctuation and
+# symbols to spaces, apostrophes kept inside words only, nothing rejected but text that is all punctuation.
+ANY_LANGUAGE = Language(code="any", name="any language", alphabet=" '", any_letter=True, maps={"’": "'"})
+
+
+def text_rules(lang: str | None) -> Language:
+    """The language file of ``lang``, or :data:`ANY_LANGUAGE` when no language is given."""
+    return load_language(lang) if lang else ANY_LANGUAGE
 
 
 def available_languages() -> list[str]:

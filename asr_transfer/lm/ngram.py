@@ -12,13 +12,19 @@ sentence-initial n-grams) are held in memory. Discounts are Chen and Goodman's D
 from the count-of-counts of (adjusted) counts; lower orders use continuation counts (the number of
 distinct left extensions), and n-grams that begin with ``<s>``, which cannot be extended left, keep
 their raw counts, as in KenLM.
+
+Which model's vocabulary an LM is over is recorded beside it (``train-lm``'s ``OUT.arpa.json``), not in the
+file: NeMo's loader asserts that the first line is ``\\data\\``, so ARPA's usual free text before it is not
+possible. ``arpa_problem`` checks a file against what that loader needs before it is given one.
 """
 
 from __future__ import annotations
 
+import functools
 import heapq
 import math
 import os
+import re
 import tempfile
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Iterator
@@ -35,6 +41,7 @@ class EmptyCorpus(UserError):
 BOS, EOS = -1, -2  # NeMo's _BOS_ID and _EOS_ID
 TOKEN_OFFSET = 100
 NO_PROBABILITY = -99.0  # ARPA's log10 of zero, for <s> and <unk>
+SPECIAL_SYMBOLS = ("<s>", "</s>", "<unk>")
 
 
 def symbol(token: int) -> str:
@@ -300,3 +307,137 @@ def read_arpa(path: str) -> Model:
             if len(fields) > 2:
                 backoffs[ngram] = 10 ** float(fields[2])
     return Model(order, dict(probabilities), backoffs)
+
+
+def token_symbols(vocab_size: int) -> set[str]:
+    """The unigrams of a token-level LM over ``vocab_size`` tokens: what ``write_arpa`` lists and NeMo expects."""
+    return {symbol(token) for token in range(vocab_size)} | set(SPECIAL_SYMBOLS)
+
+
+@dataclass(frozen=True)
+class ArpaProblem:
+    what: str
+    vocabulary: bool  # a readable file whose symbols are not this model's tokens (rather than a broken file)
+
+
+def arpa_problem(path: str, vocab_size: int) -> ArpaProblem | None:
+    """Why NeMo's ARPA loader would fail on ``path``, or read it as something other than a token-level LM over
+    ``vocab_size`` tokens, or None. Cached per file state: tune-lm sets the same LM up once per grid point."""
+    stat = os.stat(path)
+    return _arpa_problem(os.path.abspath(path), stat.st_size, stat.st_mtime_ns, vocab_size)
+
+
+NGRAM_COUNT = re.compile(r"ngram\s+(\d+)\s*=\s*(\d+)")
+SECTION = re.compile(r"\\(\d+)-grams:")
+
+
+@functools.lru_cache(maxsize=16)
+def _arpa_problem(path: str, _size: int, _mtime_ns: int, vocab_size: int) -> ArpaProblem | None:
+    """One pass holding only the unigrams. NeMo also needs every n-gram's context and suffix to be listed (ARPA's
+    rule); checking that would hold the whole model in memory, so a violation is left to NeMo's loader."""
+    try:
+        with open(path, encoding="utf-8") as handle:
+            return _scan_arpa(enumerate(handle, start=1), vocab_size)
+    except UnicodeDecodeError as error:
+        return ArpaProblem(f"it is not UTF-8 text (byte {error.start}), so not an ARPA file", False)
+
+
+def _scan_arpa(lines, vocab_size: int) -> ArpaProblem | None:
+    first = next(lines, (1, ""))[1].strip()
+    if first != "\\data\\":
+        seen = f"line 1 is {first[:40]!r}" if first else "line 1 is empty"
+        return ArpaProblem(f"it does not begin with \\data\\ ({seen})", False)
+    header: dict[int, int] = {}
+    for number, line in lines:
+        if not line.strip():
+            break
+        match = NGRAM_COUNT.fullmatch(line.strip())
+        if not match:
+            return ArpaProblem(f"line {number} ({line.strip()[:40]!r}) is not 'ngram N=COUNT' in the header", False)
+        header[int(match[1])] = int(match[2])
+    order = max(header, default=0)
+    if order < 2 or sorted(header) != list(range(1, order + 1)):
+        return ArpaProblem(f"it counts orders {sorted(header)} in its header, not 1 to N with N >= 2", False)
+    found: Counter = Counter()
+    unigrams: set[str] = set()
+    section, malformed, ended, last = 0, None, False, 1
+    for number, line in lines:
+        last = number
+        line = line.rstrip("\n")
+        if not line:
+            continue
+        if line.startswith("\\end\\"):
+            ended = True
+            break
+        if line.startswith("\\"):
+            match = SECTION.fullmatch(line.strip())
+            section = int(match[1]) if match else section
+            continue
+        if malformed:
+            continue
+        fields = line.split("\t")
+        symbols = fields[1].split(" ") if len(fields) in (2, 3) else []
+        if not section:
+            malformed = f"line {number} comes before any \\N-grams: section"
+        elif not symbols or not _numbers(fields[:1] + fields[2:]):
+            malformed = f"line {number} ({line[:40]!r}) is not 'log10(p)<TAB>n-gram[<TAB>log10(backoff)]'"
+        elif len(symbols) != section:
+            malformed = f"line {number} holds {len(symbols)} symbols in the \\{section}-grams: section"
+        elif section == 1:
+            unigrams.add(symbols[0])
+        elif any(part not in unigrams for part in symbols):
+            malformed = f"line {number} uses a symbol that is no unigram"
+        found[section] += 1
+    if not ended:
+        return ArpaProblem(f"it is cut short: it ends at line {last} without \\end\\", False)
+    if found[1] == header[1]:
+        problem = unigram_problem(unigrams, vocab_size)
+        if problem:
+            return ArpaProblem(problem, True)
+    if malformed:
+        return ArpaProblem(malformed, False)
+    for n in sorted({*header, *found}):
+        if found[n] != header.get(n, 0):
+            return ArpaProblem(
+                f"its header says ngram {n}={header.get(n, 0)}, and its \\{n}-grams: section holds {found[n]}", False
+            )
+    return None
+
+
+def _numbers(texts: list[str]) -> bool:
+    try:
+        for text in texts:
+            float(text)
+    except ValueError:
+        return False
+    return True
+
+
+def unigram_problem(unigrams: set[str], vocab_size: int) -> str | None:
+    """Why these unigrams are not exactly the token symbols of a model with ``vocab_size`` tokens, or None."""
+    expected = token_symbols(vocab_size)
+    foreign = sorted(unigrams - expected)
+    words = [part for part in foreign if len(part) > 1]
+    if words:
+        return (
+            f"its unigrams ({', '.join(map(repr, words[:3]))}, ...) are words or subword pieces, not this model's "
+            "token symbols: it is a word-level LM, or one over raw SentencePiece pieces"
+        )
+    beyond = [ord(part) - TOKEN_OFFSET for part in foreign if ord(part) - TOKEN_OFFSET >= vocab_size]
+    if beyond:
+        return f"it holds token {max(beyond)}, and the model has {vocab_size} tokens"
+    if foreign:
+        return (
+            f"its unigrams ({', '.join(map(repr, foreign[:3]))}, ...) are not this model's token symbols "
+            f"(token i is written as chr(i + {TOKEN_OFFSET}))"
+        )
+    missing = sorted(expected - unigrams)
+    tokens = [ord(part) - TOKEN_OFFSET for part in missing if part not in SPECIAL_SYMBOLS]
+    if tokens:
+        return (
+            f"it lists no unigram for {len(tokens)} of this model's {vocab_size} tokens (e.g. token {tokens[0]}), "
+            "so it was not built for this model's vocabulary"
+        )
+    if missing:
+        return f"it lacks the unigrams {' '.join(missing)}, which token-level LMs from train-lm list"
+    return None

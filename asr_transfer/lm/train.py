@@ -3,11 +3,14 @@
 In: text sources (manifest transcripts; plain text files, one sentence per line; Common Voice's
 ``validated_sentences.tsv``), manifests whose sentences must not leak into the LM (``--exclude``: the
 recipes pass their dev and test), the ``.nemo`` model whose tokens the LM predicts (characters or
-SentencePiece pieces) and the order. Raw text (files, Common Voice sentences) is normalized by the
-language file first; manifest text already was, by ``prepare-cv``. Out: ``OUT.arpa`` (modified
+SentencePiece pieces) and the order. All text is normalized by the language file first (``--lang``;
+raw text files and Common Voice sentences require it; manifest text without it gets NFKC, lower case
+and punctuation removed). Out: ``OUT.arpa`` (modified
 Kneser-Ney, ``asr_transfer.lm.ngram``), ``OUT.arpa.rejects.tsv`` (every sentence left out, with its
 source, line and reason: excluded, not normalizable, or a character the model lacks) and
-``OUT.arpa.json`` (what was read, removed and counted). Text streams through; see ``ngram`` for memory.
+``OUT.arpa.json`` (what was read, removed and counted, and which vocabulary the LM is over: the model and
+its ``vocabulary_digest``, which decoding compares with its own model's). Text streams through; see ``ngram``
+for memory.
 """
 
 from __future__ import annotations
@@ -22,8 +25,10 @@ from dataclasses import dataclass
 
 from asr_transfer.errors import UserError
 from asr_transfer.fileio import atomic_open, read_manifest, write_json
+from asr_transfer.languages import ANY_LANGUAGE
 from asr_transfer.lm.ngram import EmptyCorpus, write_arpa
 from asr_transfer.manifests.checks import require_manifest
+from asr_transfer.manifests.common_voice import split_line, table_lines
 
 
 @dataclass(frozen=True)
@@ -32,6 +37,7 @@ class Sentence:
     line: int
     text: str
     raw: bool  # needs the language's normalization
+    problem: str = ""  # why the line is no whole sentence (a row cut by a line break); it is rejected
 
 
 def manifest_sentences(path: str) -> Iterator[Sentence]:
@@ -47,20 +53,28 @@ def text_file_sentences(path: str) -> Iterator[Sentence]:
 
 
 def cv_sentences(path: str) -> Iterator[Sentence]:
-    """Common Voice's validated_sentences.tsv, which (unlike the clip TSVs) is quoted CSV-style."""
+    """Common Voice's validated_sentences.tsv, which (unlike the clip TSVs) is quoted CSV-style. A line
+    that is no whole row (a sentence cut by a line break) comes with its ``problem``, never as a sentence."""
     with open(path, encoding="utf-8", newline="") as handle:
-        reader = csv.DictReader(handle, delimiter="\t")
-        if "sentence" not in (reader.fieldnames or []):
+        header = split_line(handle.readline().rstrip("\r\n"), quoted=True) or []
+        if "sentence" not in header:
             raise UserError(f"{path} has no 'sentence' column; give Common Voice's validated_sentences.tsv")
-        for number, row in enumerate(reader, start=2):
-            yield Sentence(path, number, row["sentence"] or "", raw=True)
+        column = header.index("sentence")
+        for line in table_lines(handle, len(header), quoted=True):
+            if line.problem:
+                yield Sentence(path, line.number, "\t".join(line.fields), raw=True, problem=line.problem)
+            else:
+                yield Sentence(path, line.number, line.fields[column], raw=True)
 
 
-def excluded_texts(manifests: list[str]) -> set[str]:
+def excluded_texts(manifests: list[str], normalize=None) -> set[str]:
+    """The sentences of ``manifests`` in the form the LM's sentences are compared in (normalized)."""
+    normalize = normalize or ANY_LANGUAGE.normalize
     texts = set()
     for path in manifests:
         require_manifest(path, ("text",), audio=None, role="--exclude manifest")
-        texts.update(entry["text"] for entry in read_manifest(path, ("text",)))
+        for entry in read_manifest(path, ("text",)):
+            texts.add(normalize(entry["text"]).text or entry["text"])
     return texts
 
 
@@ -100,6 +114,50 @@ def model_tokenizer(model) -> tuple[Callable[[str], list[int] | None], int]:
     return char_ids, len(vocabulary)
 
 
+def model_vocabulary(model) -> tuple[str, list[str]]:
+    """The model's tokens in id order, blank excluded: 'char' labels, or a tokenizer's 'subword' pieces."""
+    size = len(model.decoder.vocabulary)
+    if getattr(model, "tokenizer", None) is not None:
+        return "subword", list(model.tokenizer.ids_to_tokens(list(range(size))))
+    return "char", list(model.decoder.vocabulary)
+
+
+def vocabulary_digest(model) -> str:
+    """What an LM's token ids mean: two models agree on it exactly when an LM built for one serves the other
+    (equal sizes alone do not: token 3 may be another character)."""
+    import hashlib
+    import json
+
+    kind, tokens = model_vocabulary(model)
+    return "sha256:" + hashlib.sha256(json.dumps([kind, tokens], ensure_ascii=False).encode("utf-8")).hexdigest()
+
+
+def record_path(lm_path: str) -> str:
+    return lm_path + ".json"
+
+
+def lm_record(lm_path: str) -> dict | None:
+    """The vocabulary ``train-lm`` recorded for an LM ({"kind", "size", "digest"} and the model it was built
+    with), or None for an LM without one (written by hand, or by a train-lm older than the record)."""
+    import json
+
+    path = record_path(lm_path)
+    if not os.path.isfile(path):
+        return None
+    try:
+        with open(path, encoding="utf-8") as handle:
+            report = json.load(handle)
+    except (OSError, ValueError) as error:
+        raise UserError(
+            f"{path}, train-lm's record of which model {lm_path} was built for, is unreadable ({error}); "
+            "rebuild the LM with asr-transfer train-lm"
+        ) from None
+    vocabulary = report.get("vocabulary") if isinstance(report, dict) else None
+    if not isinstance(vocabulary, dict) or "digest" not in vocabulary:
+        return None
+    return {**vocabulary, "model": report.get("model")}
+
+
 @dataclass
 class Selection:
     read: Counter
@@ -113,17 +171,21 @@ def selected_token_ids(sources, exclude: set[str], normalize, tokenize, rejects,
     for sentence in sources:
         selection.read[sentence.source] += 1
         text = sentence.text
-        if sentence.raw:
-            if normalize is None:
-                raise UserError(
-                    f"{sentence.source} holds raw text; give --lang so that it is normalized like the manifests"
-                )
-            normalized = normalize(text)
-            if normalized.text is None:
-                selection.rejected[f"not normalizable: {normalized.reason}"] += 1
-                rejects.writerow([sentence.source, sentence.line, f"not normalizable: {normalized.reason}", text])
-                continue
-            text = normalized.text
+        if sentence.problem:
+            selection.rejected["malformed row"] += 1
+            rejects.writerow([sentence.source, sentence.line, f"malformed row: {sentence.problem}", text])
+            continue
+        if sentence.raw and normalize is None:
+            raise UserError(
+                f"{sentence.source} holds raw text; give --lang so that it is normalized like the manifests"
+            )
+        # Manifest text too: one not made by prepare-* may hold punctuation or another Unicode form.
+        normalized = (normalize or ANY_LANGUAGE.normalize)(text)
+        if normalized.text is None:
+            selection.rejected[f"not normalizable: {normalized.reason}"] += 1
+            rejects.writerow([sentence.source, sentence.line, f"not normalizable: {normalized.reason}", text])
+            continue
+        text = normalized.text
         if text in exclude:
             selection.excluded += 1
             rejects.writerow([sentence.source, sentence.line, "excluded (in an --exclude manifest)", text])
@@ -162,8 +224,11 @@ def train_lm(
         if not os.path.isfile(path):
             raise UserError(f"{path} does not exist; give a text file or Common Voice's validated_sentences.tsv")
     normalize = load_language(lang).normalize if lang else None
-    blocked = excluded_texts(exclude or [])
-    tokenize, vocab_size = model_tokenizer(load_model(model_path, "cpu"))
+    blocked = excluded_texts(exclude or [], normalize)
+    model = load_model(model_path, "cpu")
+    tokenize, vocab_size = model_tokenizer(model)
+    kind, _ = model_vocabulary(model)
+    vocabulary = {"kind": kind, "size": vocab_size, "digest": vocabulary_digest(model)}
 
     def sources():
         for path in manifests:
@@ -174,6 +239,8 @@ def train_lm(
             yield from cv_sentences(path)
 
     selection = Selection(read=Counter(), rejected=Counter())
+    if os.path.exists(record_path(out_path)):  # a run killed after the new ARPA must not leave the old record
+        os.remove(record_path(out_path))
     with atomic_open(out_path + ".rejects.tsv") as handle:
         rejects = csv.writer(handle, delimiter="\t", lineterminator="\n")
         rejects.writerow(["source", "line", "reason", "text"])
@@ -188,13 +255,14 @@ def train_lm(
         "model": model_path,
         "order": order,
         "vocab_size": vocab_size,
+        "vocabulary": vocabulary,  # decoding refuses the LM for a model whose digest differs
         "read": dict(selection.read),
         "excluded": selection.excluded,
         "rejected": dict(selection.rejected),
         "sentences": selection.kept,
         "ngrams": summary.ngrams,
     }
-    write_json(out_path + ".json", report)
+    write_json(record_path(out_path), report)
     return report
 
 

@@ -77,11 +77,12 @@ def tune_lm(
     betas: list[float],
     beam_size: int = 8,
     batch_size: int = 16,
+    lang: str | None = None,
 ) -> dict:
     from tqdm import tqdm
 
-    from asr_transfer.inference.evaluate import EVALUATION_FIELDS
-    from asr_transfer.inference.model import Decoding, load_model
+    from asr_transfer.inference.evaluate import EVALUATION_FIELDS, scoring_references
+    from asr_transfer.inference.model import Decoding, load_model, set_decoding
     from asr_transfer.manifests.checks import require_manifest
 
     if not os.path.isfile(lm_path):
@@ -89,8 +90,14 @@ def tune_lm(
     if not alphas or not betas:
         raise UserError("--alphas and --betas need at least one value each")
     require_manifest(manifest, EVALUATION_FIELDS, audio="open", role="dev manifest")
-    references = [entry["text"] for entry in read_manifest(manifest, EVALUATION_FIELDS)]
+    references, reference_report = scoring_references(
+        [entry["text"] for entry in read_manifest(manifest, EVALUATION_FIELDS)], lang
+    )
+    if not any(references):
+        raise UserError(f"no reference of {manifest} is left to score after normalization; check its text (and --lang)")
     model = load_model(model_path)
+    # an LM that does not fit the model is refused before the dev set is run through it
+    set_decoding(model, Decoding("beam", beam_size, lm_path, alphas[0], betas[0]), model_path=model_path)
     batches = dev_log_probs(model, manifest, batch_size)
     greedy = scored(model, batches, references, Decoding("greedy"))
     metric = greedy["primary_metric"]
@@ -108,6 +115,7 @@ def tune_lm(
         "beam_size": beam_size,
         "metric": metric,
         "dev_manifest": manifest,
+        "references": reference_report,
         "dev": {"greedy": greedy[metric], f"beam{beam_size}": beam[metric], "beam+lm": best[metric]},
         "grid": grid,
     }
@@ -116,6 +124,8 @@ def tune_lm(
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from asr_transfer.inference.evaluate import add_lang_argument
+
     parser = argparse.ArgumentParser(
         prog="asr-transfer tune-lm",
         description="Grid-search the LM weight (alpha) and length bonus (beta) of NeMo's beam_batch CTC search "
@@ -131,6 +141,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--alphas", type=float_list, default=float_list(DEFAULT_ALPHAS), help=f"({DEFAULT_ALPHAS})")
     parser.add_argument("--betas", type=float_list, default=float_list(DEFAULT_BETAS), help=f"({DEFAULT_BETAS})")
     parser.add_argument("--beam-size", type=int, default=8, help="beam size (default 8)")
+    add_lang_argument(parser)
     parser.add_argument("--batch-size", type=int, default=16, help="utterances per forward pass (default 16)")
     return parser
 
@@ -138,7 +149,15 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     tuned = tune_lm(
-        args.model, args.lm, args.manifest, args.out, args.alphas, args.betas, args.beam_size, args.batch_size
+        args.model,
+        args.lm,
+        args.manifest,
+        args.out,
+        args.alphas,
+        args.betas,
+        args.beam_size,
+        args.batch_size,
+        lang=args.lang,
     )
     dev = tuned["dev"]
     for name, grid in (("alpha", args.alphas), ("beta", args.betas)):

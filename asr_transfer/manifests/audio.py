@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import os
 import struct
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import soundfile
@@ -30,6 +30,7 @@ class ClipResult:
     duration: float | None
     reason: str | None = None
     detail: str = ""
+    converted: bool = False  # set by keep_or_convert_clip when the source could not be kept as it is
 
 
 def decode_mono(path: str, target_rate: int = TARGET_RATE) -> np.ndarray:
@@ -127,6 +128,29 @@ def wav_header(data_bytes: int, rate: int = TARGET_RATE) -> bytes:
         b"data",
         data_bytes,
     )
+
+
+def keep_or_convert_clip(source: str, destination: str, audio_format: str = "wav") -> ClipResult:
+    """``source`` measured and kept when it is 16 kHz mono, else written as 16 kHz mono ``destination``:
+    NeMo's dataset loaders pass each channel of a multi-channel file on as a separate signal (and crash
+    on it), so ``--no-convert`` cannot keep such a file; other rates are converted too, so that every
+    clip of the manifest is 16 kHz mono."""
+    problem = source_problem(source)
+    if problem:
+        return problem
+    try:
+        info = soundfile.info(source)
+    except Exception as error:
+        return ClipResult(None, REJECT_UNDECODABLE, _short(error))
+    if info.channels == 1 and info.samplerate == TARGET_RATE:
+        return measure_clip(source)
+    result = convert_clip(source, destination, audio_format)
+    return replace(result, converted=result.reason is None)
+
+
+def channel_count(path: str) -> int:
+    with soundfile.SoundFile(path) as handle:
+        return handle.channels
 
 
 def measure_clip(source: str) -> ClipResult:

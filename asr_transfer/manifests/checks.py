@@ -1,7 +1,10 @@
 """Checks of a NeMo manifest before expensive work starts (training, transcription, tokenizer training).
 
-In: a manifest path, the fields its lines need, and how far to check the audio (``None``: not at all,
-``"exists"``: the file is there, ``"open"``: libsndfile can read its header). Out: every problem, in
+In: a manifest path, the fields its lines need, and how far to check the audio (``None``: not at all;
+``"open"``: the file is there and libsndfile reads its header, for readers that downmix and resample
+themselves: transcribe, evaluate, tune-lm; ``"exists"``: as ``"open"``, and the audio has one channel,
+for NeMo's own dataset loaders: finetune, shrink. They resample any rate, but hand each channel of a
+multi-channel file on as a separate signal, and training then crashes). Out: every problem, in
 file order (:func:`iter_problems`, behind ``manifest validate``), or :func:`require_manifest`, which
 raises one :class:`ManifestError` naming the first problem and how many there are, or saying the
 manifest is empty, and otherwise returns the number of utterances. Both stream the file.
@@ -32,13 +35,17 @@ def audio_problem(path: str, manifest_dir: str, check: str | None = "open") -> s
     full = audio_path(path, manifest_dir)
     if not os.path.isfile(full):
         return "audio file missing"
-    if check == "open":
-        import soundfile
+    from asr_transfer.manifests.audio import channel_count
 
-        try:
-            soundfile.info(full)
-        except Exception as error:  # libsndfile raises several types
-            return f"audio unreadable ({' '.join(str(error).split())[:80]})"
+    try:
+        channels = channel_count(full)
+    except Exception as error:  # libsndfile raises several types
+        return f"audio unreadable ({' '.join(str(error).split())[:80]})"
+    if check == "exists" and channels > 1:
+        return (
+            f"audio has {channels} channels, and NeMo's training loaders read mono only "
+            "(`asr-transfer prepare-folder MANIFEST OUT_DIR --lang L` writes it as 16 kHz mono)"
+        )
     return None
 
 
@@ -100,3 +107,26 @@ def require_manifest(
     if utterances == 0:
         raise ManifestError(f"the {role} {path} holds no utterances; give a manifest with at least one line")
     return utterances
+
+
+def require_normalized(path: str, lang: str, role: str = "manifest") -> None:
+    """Every line's text is already in the form the language file gives (what ``prepare-*`` writes), so
+    that a character model's labels and a tokenizer see the text they were built from; otherwise one
+    :class:`ManifestError` with the count of lines that would change and the first of them."""
+    from asr_transfer.fileio import read_manifest
+    from asr_transfer.languages import load_language
+
+    language = load_language(lang)
+    first, count = None, 0
+    for number, entry in enumerate(read_manifest(path, ("text",)), start=1):
+        normalized = language.normalize(entry["text"])
+        if normalized.text != entry["text"]:
+            count += 1
+            if first is None:
+                becomes = repr(normalized.text) if normalized.text else f"rejected ({normalized.reason})"
+                first = f"line {number}: {entry['text']!r} -> {becomes}"
+    if count:
+        raise ManifestError(
+            f"{count} lines of the {role} {path} are not normalized by the {lang} language file ({first}); "
+            f"rebuild it with `asr-transfer prepare-folder {path} OUT_DIR --lang {lang} --no-convert`"
+        )

@@ -7,6 +7,7 @@ with ``QUOTE_NONE`` semantics (the TSVs hold unbalanced quotes), from v1 to v25 
 
 from __future__ import annotations
 
+import csv
 import itertools
 import os
 import re
@@ -74,6 +75,45 @@ def clip_file_name(path_field: str) -> str:
     return name if name.lower().endswith(".mp3") else f"{name}.mp3"
 
 
+@dataclass(frozen=True)
+class TableLine:
+    number: int  # line number in the file, the header being line 1
+    fields: list[str]
+    problem: str = ""  # why the line is no whole row; empty when it is one
+
+
+def split_line(line: str, delimiter: str = "\t", quoted: bool = False) -> list[str] | None:
+    """The fields of one line, or None when ``quoted`` and its quoting is broken (a quote that does not
+    close on this line, text after a closing quote). Unquoted, a quote is ordinary text."""
+    if not quoted:
+        return line.split(delimiter)
+    try:
+        return next(csv.reader([line], delimiter=delimiter, strict=True), [])
+    except csv.Error:
+        return None
+
+
+def table_lines(handle, width: int, delimiter: str = "\t", quoted: bool = False) -> Iterator[TableLine]:
+    """The data lines of a table whose header (``width`` fields) was read from ``handle``; blank lines
+    are skipped. Each line is parsed on its own, so that a quote can never swallow the lines after it,
+    and a line is a row only when its field count is the header's: a line break inside a field (real
+    clip TSVs have none; a quoted field may) cuts a row into pieces that each have too few fields, and
+    reading either piece as a row would keep half a sentence."""
+    for number, line in enumerate(handle, start=2):
+        line = line.rstrip("\r\n")
+        if not line.strip():
+            continue
+        fields = split_line(line, delimiter, quoted)
+        if fields is None:
+            named = next(csv.reader([line], delimiter=delimiter), [])  # lenient, only to name the row in rejects
+            yield TableLine(number, named, f"line {number}: its quotes do not pair up (a line break inside a field?)")
+        elif len(fields) != width:
+            cause = "a line break inside a field?" if len(fields) < width else "a delimiter inside a field?"
+            yield TableLine(number, fields, f"line {number} has {len(fields)} fields, the header {width} ({cause})")
+        else:
+            yield TableLine(number, fields)
+
+
 def read_clip_tsv(path: str | os.PathLike, split: str) -> Iterator[ClipRow]:
     """Yield every data row of a clip TSV. Rows are split on tabs only: quotes are ordinary text."""
     with open(path, encoding="utf-8", newline="") as handle:
@@ -84,23 +124,20 @@ def read_clip_tsv(path: str | os.PathLike, split: str) -> Iterator[ClipRow]:
         columns = {name: index for index, name in enumerate(header)}
         if "path" not in columns or "sentence" not in columns:
             raise NotCommonVoice(f"{path}: header has no 'path' and 'sentence' columns: {header}")
-        for line_number, line in enumerate(handle, start=2):
-            line = line.rstrip("\r\n")
-            if not line:
-                continue
-            fields = line.split("\t")
-            yield _row_from_fields(split, line_number, fields, columns, len(header))
+        for line in table_lines(handle, len(header)):
+            yield _row_from_fields(split, line, columns)
 
 
-def _row_from_fields(split: str, line: int, fields: list[str], columns: dict[str, int], width: int) -> ClipRow:
+def _row_from_fields(split: str, line: TableLine, columns: dict[str, int]) -> ClipRow:
+    fields = line.fields
+
     def get(name: str) -> str:
         index = columns.get(name)
         return fields[index].strip() if index is not None and index < len(fields) else ""
 
-    problem = f"row has {len(fields)} fields, header has {width}" if len(fields) > width else ""
     return ClipRow(
         split=split,
-        line=line,
+        line=line.number,
         path=get("path"),
         sentence=get("sentence"),
         speaker=get("client_id"),
@@ -109,7 +146,7 @@ def _row_from_fields(split: str, line: int, fields: list[str], columns: dict[str
         accents=get("accents") or get("accent"),
         locale=get("locale"),
         sentence_id=get("sentence_id"),
-        problem=problem,
+        problem=line.problem,
     )
 
 
@@ -151,6 +188,8 @@ def stated_locales(locale_dir: Path, rows_per_split: int = 50) -> dict[str, set[
         if not (locale_dir / f"{split}.tsv").is_file():
             continue
         for row in itertools.islice(read_split(locale_dir, split), rows_per_split):
+            if row.problem:  # a piece of a cut row: its fields are shifted, its "locale" is some other column
+                continue
             if row.locale:
                 stated.setdefault("locale column", set()).add(row.locale)
             named = _CLIP_NAME_LOCALE.match(clip_file_name(row.path))

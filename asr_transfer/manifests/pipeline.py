@@ -16,6 +16,7 @@ import time
 from collections import Counter, deque
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 
 from tqdm import tqdm
@@ -23,8 +24,8 @@ from tqdm import tqdm
 from asr_transfer.errors import UserError
 from asr_transfer.fileio import atomic_open, atomic_open_all, manifest_line, remove_stale_temporaries, write_json
 from asr_transfer.languages import Language
-from asr_transfer.manifests.audio import AUDIO_FORMATS, ClipResult, convert_clip, measure_clip
-from asr_transfer.manifests.filters import DurationRules, duration_problem
+from asr_transfer.manifests.audio import AUDIO_FORMATS, ClipResult, convert_clip, keep_or_convert_clip
+from asr_transfer.manifests.filters import DurationRules, duration_problem, file_speech_seconds
 from asr_transfer.manifests.shar import ShardedRow, ShardOptions, ShardPlan, write_index, write_shards
 from asr_transfer.parallel import default_jobs, ordered_map
 
@@ -87,11 +88,12 @@ def summary_path(out_dir: str | os.PathLike) -> str:
 
 
 def _clip_task(task: tuple) -> ClipResult:
-    """Worker side: convert (or only measure) one clip. Only paths go out and the result comes back: the
-    row itself waits in the main process, where pickling it both ways cost more than writing the clip."""
-    source, destination, audio_format = task
-    if destination is None:
-        return measure_clip(source)
+    """Worker side: convert one clip (with --no-convert: measure it, converting only a clip that is not
+    16 kHz mono). Only paths go out and the result comes back: the row itself waits in the main process,
+    where pickling it both ways cost more than writing the clip."""
+    source, destination, audio_format, convert = task
+    if not convert:
+        return keep_or_convert_clip(source, destination, audio_format)
     return convert_clip(source, destination, audio_format)
 
 
@@ -142,6 +144,7 @@ class ManifestBuilder:
         self._rejects = None
         self._manifests: dict = {}
         self._bar = None
+        self._converted_anyway = 0  # --no-convert clips that were not 16 kHz mono
 
     def run(self, items: Iterable[SourceItem], total: int | None = None, extra_summary: dict | None = None) -> dict:
         self.out_dir.mkdir(parents=True, exist_ok=True)
@@ -240,27 +243,29 @@ class ManifestBuilder:
     def _tasks(self, accepted: Iterator[tuple[SourceItem, str]], waiting: deque) -> Iterator[tuple]:
         audio_format = self.options.audio_format
         for item, text in accepted:
-            destination = clip_output_path(self.out_dir, item.key, audio_format) if self.options.convert else None
+            destination = clip_output_path(self.out_dir, item.key, audio_format)
             waiting.append((item, text))
-            yield (item.source, destination, audio_format)
+            yield (item.source, destination, audio_format, self.options.convert)
 
     def _finish(self, item: SourceItem, text: str, result: ClipResult) -> None:
         if result.reason:
             self._reject(item, result.reason, result.detail)
             return
         duration = result.duration
-        reason = duration_problem(self.rules, text, duration, item.expected_duration)
+        converted = self.options.convert or result.converted
+        written = clip_output_path(self.out_dir, item.key, self.options.audio_format) if converted else None
+        speech = partial(file_speech_seconds, written or item.source)
+        reason = duration_problem(self.rules, text, duration, item.expected_duration, speech)
         if reason:
             self._reject(item, reason, f"{duration:.2f}s, {len(text)} chars")
             return
         entry = {
-            "audio_filepath": clip_output_path(self.out_dir, item.key, self.options.audio_format)
-            if self.options.convert
-            else item.source,
+            "audio_filepath": written or item.source,
             "duration": round(duration, 3),
             "text": text,
             **item.metadata,
         }
+        self._converted_anyway += result.converted
         self._account(item.split, entry)
 
     def _account(self, split: str, entry: dict) -> None:
@@ -298,7 +303,12 @@ class ManifestBuilder:
                 "min_chars_per_second": self.min_cps,
                 "max_chars_per_second": self.max_cps,
             },
-            "audio": {"format": self.options.audio_format, "converted": self.options.convert, "rate": 16000},
+            "audio": {
+                "format": self.options.audio_format,
+                "converted": self.options.convert,
+                "rate": 16000,
+                **({} if self.options.convert else {"converted_not_16k_mono": self._converted_anyway}),
+            },
             "seconds": round(seconds, 2),
             "clips_per_second": round(rows_in / seconds, 2) if seconds > 0 else None,
             **extra,

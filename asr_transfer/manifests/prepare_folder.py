@@ -9,7 +9,6 @@ soundfile reads. Out: ``OUT_DIR/<split>.json``, ``OUT_DIR/clips/``, ``rejects.ts
 from __future__ import annotations
 
 import argparse
-import csv
 import os
 from collections.abc import Iterator
 from pathlib import Path
@@ -17,6 +16,7 @@ from pathlib import Path
 from asr_transfer.errors import InputError
 from asr_transfer.fileio import read_manifest
 from asr_transfer.languages import load_language
+from asr_transfer.manifests.common_voice import split_line, table_lines
 from asr_transfer.manifests.options import add_build_arguments, build_options, report_summary
 from asr_transfer.manifests.pipeline import BuildOptions, ManifestBuilder, SourceItem
 
@@ -39,7 +39,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--no-convert",
         action="store_true",
-        help="keep the source audio where it is (only decode it to validate and measure)",
+        help="keep 16 kHz mono source audio where it is, under its absolute path (only decode it to validate and "
+        "measure); audio of other rates or channel counts is still converted into OUT_DIR/clips/",
     )
     add_build_arguments(parser)
     return parser
@@ -48,7 +49,9 @@ def build_parser() -> argparse.ArgumentParser:
 def _item(split: str, reference: str, audio: Path, base: Path, text: str | None, metadata: dict | None = None):
     key = _output_key(audio, base)
     problem = "" if text is not None else "no transcript"
-    return SourceItem(split, reference, str(audio), key, text or "", metadata or {}, problem)
+    # Absolute: a relative source is the caller's, and --no-convert writes it into a manifest whose
+    # readers resolve relative paths against the manifest's own folder.
+    return SourceItem(split, reference, os.path.abspath(audio), key, text or "", metadata or {}, problem)
 
 
 def _output_key(audio: Path, base: Path) -> str:
@@ -80,28 +83,27 @@ def _pick_column(header: list[str], wanted: str | None, defaults: tuple[str, ...
 
 def table_items(table: Path, split: str, path_column: str | None, text_column: str | None) -> Iterator[SourceItem]:
     delimiter = "\t" if table.suffix.lower() == ".tsv" else ","
+    # TSVs are read unquoted like Common Voice's; CSVs use standard quoting, which commas require.
+    quoted = delimiter == ","
     with open(table, encoding="utf-8", newline="") as handle:
-        # TSVs are read unquoted like Common Voice's; CSVs use standard quoting, which commas require.
-        quoting = csv.QUOTE_NONE if delimiter == "\t" else csv.QUOTE_MINIMAL
-        reader = csv.reader(handle, delimiter=delimiter, quoting=quoting)
-        header = next(reader, None)
-        if header is None:
+        first = handle.readline()
+        if not first:
             return
+        header = split_line(first.rstrip("\r\n"), delimiter, quoted) or []
         path_name = _pick_column(header, path_column, PATH_COLUMNS, "path", table)
         text_name = _pick_column(header, text_column, TEXT_COLUMNS, "text", table)
         path_index, text_index = header.index(path_name), header.index(text_name)
-        for row in reader:
-            if not any(field.strip() for field in row):
+        for line in table_lines(handle, len(header), delimiter, quoted):
+            row = line.fields
+            if not line.problem and not any(field.strip() for field in row):
                 continue
             reference = row[path_index].strip() if path_index < len(row) else ""
-            text = row[text_index] if text_index < len(row) else None
-            audio = (table.parent / reference) if reference else table.parent
-            item = _item(split, reference, audio, table.parent, text)
-            if not reference:
-                item = SourceItem(
-                    split, reference, str(audio), f"row-{reader.line_num}", "", problem="empty path field"
-                )
-            yield item
+            problem = line.problem or ("" if reference else "empty path field")
+            if problem:
+                # A malformed line's path field may be any piece of text: it is neither opened nor a key.
+                yield SourceItem(split, reference or f"line {line.number}", "", f"line-{line.number}", "", {}, problem)
+                continue
+            yield _item(split, reference, table.parent / reference, table.parent, row[text_index])
 
 
 def manifest_items(manifest: Path, split: str) -> Iterator[SourceItem]:

@@ -28,12 +28,13 @@ import random
 import shutil
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass
+from functools import partial
 from pathlib import Path
 
 from asr_transfer.errors import UserError
 from asr_transfer.fileio import atomic_open_all, write_json
 from asr_transfer.manifests.audio import TARGET_RATE, decode_clip, wav_pcm16_bytes
-from asr_transfer.manifests.filters import DurationRules, duration_problem
+from asr_transfer.manifests.filters import DurationRules, duration_problem, speech_seconds
 from asr_transfer.parallel import ordered_map
 
 SHAR_FORMATS = ("flac", "wav")
@@ -200,7 +201,8 @@ def _decoded(row: dict, rules: DurationRules) -> tuple:
     if problem:
         return None, None, problem.reason, problem.detail
     duration = samples.size / TARGET_RATE
-    reason = duration_problem(rules, row["text"], duration, row.get("expected_duration"))
+    speech = partial(speech_seconds, samples)
+    reason = duration_problem(rules, row["text"], duration, row.get("expected_duration"), speech)
     if reason:
         return None, duration, reason, f"{duration:.2f}s, {len(row['text'])} chars"
     return samples, duration, None, ""

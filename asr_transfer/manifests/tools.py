@@ -1,10 +1,10 @@
 """``asr-transfer manifest stats | validate | merge | subset``: utilities over NeMo manifests.
 
 In: one or more NeMo manifests. Out: ``stats`` prints (or writes as JSON) counts, hours, durations,
-speakers and the character inventory; ``validate`` checks every line (fields, audio present and
-readable, duration, characters) and exits 1 on problems; ``merge`` mixes manifests with weights
-(0.2 keeps a random fifth, 2 repeats every line twice); ``subset --hours H --seed S`` draws a random
-subset of H hours, nested for the same seed (a 1 h subset lies inside the 2 h one).
+speakers and the character inventory; ``validate`` checks every line (fields, audio present,
+readable and mono as training needs it, duration, characters) and exits 1 on problems; ``merge``
+mixes manifests with weights (0.2 keeps a random fifth, 2 repeats every line twice); ``subset --hours H
+--seed S`` draws a random subset of H hours, nested for the same seed (a 1 h subset lies inside the 2 h one).
 """
 
 from __future__ import annotations
@@ -44,7 +44,8 @@ def validate_manifest(path: str, lang: str | None = None, check_audio: bool = Tr
     """Problems found, one string per problem (empty when the manifest is sound)."""
     language = load_language(lang) if lang else None
     problems = []
-    for where, problem, entry in iter_problems(path, TRAINING_FIELDS, "open" if check_audio else None):
+    # the training check: a manifest that validates is one finetune accepts
+    for where, problem, entry in iter_problems(path, TRAINING_FIELDS, "exists" if check_audio else None):
         if problem:
             problems.append(problem)
         if language and entry is not None:

@@ -27,7 +27,7 @@ import torch
 
 from asr_transfer import layout
 from asr_transfer.errors import UserError
-from asr_transfer.fileio import atomic_open, atomic_path, write_json
+from asr_transfer.fileio import atomic_open, write_json
 from asr_transfer.shrink.losses import LOSSES
 
 BASELINES = ("scratch", "scratch-3x", "kd")
@@ -94,9 +94,9 @@ def log(message: str) -> None:
 
 
 def save_nemo(model, path: Path) -> Path:
-    with atomic_path(path) as tmp:
-        model.save_to(tmp)
-    return path
+    from asr_transfer.inference.export import save_portable
+
+    return save_portable(model, path)
 
 
 def check_inputs(spec: ShrinkSpec) -> None:

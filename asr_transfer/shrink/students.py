@@ -113,9 +113,9 @@ def renumbered_state(state: dict, layers: LayerList, kept: list[int]) -> dict:
 def derive(nemo_path: str, kept: list[int], copy_weights: bool, map_location: str = "cpu"):
     """The model of ``nemo_path`` with only the ``kept`` encoder layers. ``copy_weights``: those layers,
     the front end and the CTC head keep their weights; otherwise encoder and head start at random."""
-    from nemo.collections.asr.models import ASRModel
+    from asr_transfer.nemofile import restore_model
 
-    model = ASRModel.restore_from(nemo_path, map_location=map_location)
+    model = restore_model(nemo_path, "--teacher", map_location=map_location)
     layers = layer_list(model)
     source_state = model.state_dict()
     set_layers_in_config(model.cfg.encoder, layers, kept)

@@ -1,7 +1,10 @@
 """``asr-transfer train-tokenizer``: manifests to a character vocabulary or a SentencePiece folder.
 
-In: one or more NeMo manifests whose text was normalized by the language file, the language, the kind
-(``char``, ``bpe``, ``unigram``) and for SentencePiece the vocabulary size. Out:
+In: one or more NeMo manifests, the language, the kind (``char``, ``bpe``, ``unigram``) and for
+SentencePiece the vocabulary size. Text is normalized by the language file first (a no-op on
+``prepare-*`` output; a manifest from elsewhere may hold full-width forms, NFD letters or punctuation,
+which SentencePiece's own NFKC would turn into pieces the text never contains), and a line the language
+file rejects is left out and counted on stderr. Out:
 ``OUT_ROOT/<lang>/char/vocab.txt`` (one label per line, space first), or
 ``OUT_ROOT/<lang>/spe_<kind>_v<N>/{tokenizer.model, tokenizer.vocab, vocab.txt}``, the folder layout
 ``EncDecCTCModelBPE.change_vocabulary(dir, "bpe")`` loads. The same input gives the same bytes.
@@ -13,6 +16,7 @@ import argparse
 import os
 import re
 import shutil
+import sys
 import tempfile
 from collections import Counter
 from collections.abc import Iterator
@@ -31,10 +35,29 @@ class TokenizerError(UserError):
     pass
 
 
-def manifest_texts(manifests: list[str]) -> Iterator[str]:
+def manifest_texts(manifests: list[str], language: Language, counts: Counter | None = None) -> Iterator[str]:
+    """Every manifest line's text as ``language`` normalizes it; ``counts`` gets ``changed`` and one
+    entry per reject reason for the lines left out."""
+    counts = Counter() if counts is None else counts
     for manifest in manifests:
         for entry in read_manifest(manifest, fields=("text",)):
-            yield entry["text"]
+            normalized = language.normalize(entry["text"])
+            if normalized.text is None:
+                counts[normalized.reason] += 1
+                continue
+            counts["changed"] += normalized.text != entry["text"]
+            yield normalized.text
+
+
+def report_normalization(counts: Counter, lang: str) -> None:
+    changed = counts.pop("changed", 0)
+    if changed or counts:
+        skipped = ", ".join(f"{count} {reason}" for reason, count in sorted(counts.items())) or "none"
+        print(
+            f"train-tokenizer: {changed} lines normalized by the {lang} language file; left out: {skipped} "
+            f"(build manifests with asr-transfer prepare-folder --lang {lang} to see each line's reason)",
+            file=sys.stderr,
+        )
 
 
 def require_text(manifests: list[str]) -> None:
@@ -65,9 +88,10 @@ def char_labels(language: Language, characters: Counter) -> list[str]:
 
 def train_char(manifests: list[str], lang: str, root: str | os.PathLike) -> Path:
     language = load_language(lang)
-    characters = Counter()
-    for text in manifest_texts(manifests):
+    characters, counts = Counter(), Counter()
+    for text in manifest_texts(manifests, language, counts):
         characters.update(text)
+    report_normalization(counts, lang)
     labels = char_labels(language, characters)
     vocab_file = vocab_done_file(vocab_dir(root, lang, CHAR), CHAR)
     with atomic_open(vocab_file) as handle:
@@ -89,8 +113,14 @@ def train_sentencepiece(manifests: list[str], lang: str, kind: str, vocab_size: 
     work = Path(tempfile.mkdtemp(prefix=f".{final.name}.tmp-", dir=final.parent))
     try:
         corpus = work / "text.txt"
+        counts = Counter()
         with open(corpus, "w", encoding="utf-8") as handle:
-            handle.writelines(f"{text}\n" for text in manifest_texts(manifests))
+            handle.writelines(f"{text}\n" for text in manifest_texts(manifests, language, counts))
+        report_normalization(counts, lang)
+        if corpus.stat().st_size == 0:
+            raise TokenizerError(
+                f"no manifest line is left after normalization by the {lang} language file; check --lang"
+            )
         model_dir = work / "model"
         try:
             create_spt_model(

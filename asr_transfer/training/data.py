@@ -46,7 +46,9 @@ def dataset_config(
                 "speed": {
                     "prob": 0.5,
                     "sr": cfg["sample_rate"],
-                    "resample_type": "soxr_hq",
+                    # NeMo 3.0 accepts only librosa's kaiser_* (which need resampy, not installed: NeMo
+                    # then logs a warning and skips every perturbation) and fft/scipy (scipy's resampler).
+                    "resample_type": "fft",
                     "min_speed_rate": 0.9,
                     "max_speed_rate": 1.1,
                 }
@@ -64,6 +66,9 @@ def dataset_config(
                     "num_buckets": int(data_cfg.num_buckets),
                     "shuffle_buffer_size": 10000,
                     "batch_size": None,
+                    # Lhotse's concurrent bucketer fills buckets from a non-daemon thread that never ends on
+                    # an endless shard stream: the process hung after training. The loader workers prefetch.
+                    "concurrent_bucketing": False,
                 }
             )
             bins = (shar_index or {}).get("bucket_duration_bins")

@@ -52,9 +52,8 @@ def scratch_model_config(cfg: DictConfig) -> DictConfig:
 def check_inputs(cfg: DictConfig) -> None:
     """Every input a run reads, checked before anything is built or written: the base archive (or the
     scratch architecture), the vocabulary folder, and both manifests (fields, lines, audio present)."""
-    from asr_transfer.layout import vocab_done_file
-    from asr_transfer.manifests.checks import TRAINING_FIELDS, require_manifest
-    from asr_transfer.nemofile import check_nemo_file
+    from asr_transfer.manifests.checks import TRAINING_FIELDS, require_manifest, require_normalized
+    from asr_transfer.nemofile import check_buildable, check_nemo_file
     from asr_transfer.training.models import local_base_option
 
     shar_path = cfg.data.get("shar_path")
@@ -64,25 +63,74 @@ def check_inputs(cfg: DictConfig) -> None:
     if cfg.init.get("scratch"):
         load_arch(cfg.init.get("arch"))
     elif cfg.init.get("nemo"):
-        check_nemo_file(cfg.init.nemo, local_base_option())
+        check_buildable(cfg.init.nemo, local_base_option())
     if cfg.get("distill") and cfg.distill.get("teacher"):
         check_nemo_file(cfg.distill.teacher, "distill.teacher=")
-    kind = cfg.vocab.kind
-    if kind not in VOCAB_KINDS:
-        raise ConfigError(f"vocab.kind={kind} is unknown; use one of {', '.join(VOCAB_KINDS)}")
-    if kind != "keep":
-        if not cfg.vocab.get("dir"):
-            raise ConfigError(f"vocab.kind={kind} needs vocab.dir, a folder written by asr-transfer train-tokenizer")
-        done = vocab_done_file(cfg.vocab.dir, "char" if kind == "char" else "bpe")
-        if not done.is_file():
-            raise ConfigError(f"vocab.dir={cfg.vocab.dir} holds no {done.name}; run asr-transfer train-tokenizer first")
+    check_vocabulary(cfg)
+    manifests = [(cfg.data.dev_manifest, "dev manifest")]
     if shar_path:
         from asr_transfer.manifests.shar import rank_fields, shard_fields
 
         rank_fields(shard_fields(str(shar_path)), 0, planned_world_size(cfg.trainer) or 1)
     else:
-        require_manifest(cfg.data.train_manifest, TRAINING_FIELDS, audio="exists", role="training manifest")
-    require_manifest(cfg.data.dev_manifest, TRAINING_FIELDS, audio="exists", role="dev manifest")
+        manifests.insert(0, (cfg.data.train_manifest, "training manifest"))
+    for path, role in manifests:
+        require_manifest(path, TRAINING_FIELDS, audio="exists", role=role)
+        if cfg.get("lang"):
+            require_normalized(path, cfg.lang, role)
+
+
+def base_vocabulary_kind(init_cfg: DictConfig) -> str | None:
+    """``char`` or ``bpe``: what the base's output layer predicts, read without building it (the archive's
+    config, or the catalog's entry); None for a scratch model or a base known only by a hub id."""
+    from asr_transfer.nemofile import read_config, vocabulary_kind
+    from asr_transfer.training.models import local_base_option
+
+    if init_cfg.get("scratch"):
+        return None
+    if init_cfg.get("nemo"):
+        return vocabulary_kind(read_config(init_cfg.nemo, local_base_option()))
+    if init_cfg.get("pretrained"):
+        from asr_transfer.bases import BaseModelUnavailable, lookup
+
+        try:
+            vocabulary = lookup(str(init_cfg.pretrained)).vocabulary
+        except BaseModelUnavailable:
+            return None  # restore_pretrained reports the unknown name with every place it looked
+        return (vocabulary or {}).get("kind")
+    return None
+
+
+def check_vocabulary(cfg: DictConfig) -> None:
+    """The config's ``vocab.kind``, what ``vocab.dir`` holds and what the base predicts agree, checked
+    before anything is built: a character config reading a SentencePiece folder would otherwise train on
+    NeMo's split of ``vocab.txt`` pieces into labels, and exit 0."""
+    from asr_transfer.layout import vocab_folder_kind
+
+    kind = cfg.vocab.kind
+    if kind not in VOCAB_KINDS:
+        raise ConfigError(f"vocab.kind={kind} is unknown; use one of {', '.join(VOCAB_KINDS)}")
+    if kind == "keep":
+        return
+    folder = cfg.vocab.get("dir")
+    if not folder:
+        raise ConfigError(f"vocab.kind={kind} needs vocab.dir, a folder written by asr-transfer train-tokenizer")
+    holds = vocab_folder_kind(folder)
+    if holds is None:
+        raise ConfigError(
+            f"vocab.dir={folder} holds neither vocab.txt nor tokenizer.model; run asr-transfer train-tokenizer first"
+        )
+    described = {"char": "a character vocabulary (vocab.txt only)", "bpe": "a SentencePiece tokenizer"}
+    if holds != kind:
+        raise ConfigError(
+            f"vocab.kind={kind} but vocab.dir={folder} holds {described[holds]}; set vocab.kind={holds}, or point "
+            f"vocab.dir at a train-tokenizer --kind {'char' if kind == 'char' else 'bpe'} folder"
+        )
+    if kind == "char" and base_vocabulary_kind(cfg.init) == "bpe":
+        raise ConfigError(
+            "the base predicts SentencePiece pieces and cannot take a character target (vocab.kind=char); use "
+            "vocab.kind=bpe with a train-tokenizer --kind bpe folder, or a character base"
+        )
 
 
 def planned_world_size(trainer_cfg: DictConfig) -> int | None:

@@ -38,9 +38,8 @@ def target_labels(vocab_cfg: DictConfig) -> list[str]:
 def restore_pretrained(name: str, map_location: str = "cpu"):
     """A base by catalog name or Hugging Face id (asr_transfer/bases.yaml): shipped file, Hugging Face
     cache, NeMo's NGC cache, then a download. Unresolvable: one error naming every place tried."""
-    from nemo.collections.asr.models import ASRModel
-
     from asr_transfer.bases import resolve
+    from asr_transfer.nemofile import restore_model
 
     try:
         path = resolve(name)
@@ -48,14 +47,14 @@ def restore_pretrained(name: str, map_location: str = "cpu"):
         option = local_base_option()
         example = f"{option}/path/to/model.nemo" if option.endswith("=") else f"{option} /path/to/model.nemo"
         raise BaseModelUnavailable(f"{error} ({example})") from None
-    return ASRModel.restore_from(str(path), map_location=map_location)
+    return restore_model(path, f"init.pretrained={name} ->", map_location=map_location)
 
 
 def restore_base(init_cfg: DictConfig, map_location: str = "cpu"):
-    from nemo.collections.asr.models import ASRModel
+    from asr_transfer.nemofile import restore_model
 
-    if init_cfg.get("nemo"):  # finetune.check_inputs has read the archive through once already
-        return ASRModel.restore_from(init_cfg.nemo, map_location=map_location)
+    if init_cfg.get("nemo"):
+        return restore_model(init_cfg.nemo, local_base_option(), map_location=map_location)
     if init_cfg.get("pretrained"):
         return restore_pretrained(init_cfg.pretrained, map_location)
     raise ConfigError(

@@ -68,7 +68,7 @@ if run_stage 4; then
     best=$(cli export --print-best "$run_dir")
     for split in dev test; do
         log_stage 4 "evaluate $split" "$best" "$out/eval_$split/summary.json"
-        cli evaluate --model "$best" --manifest "$data/$split.json" --out "$out/eval_$split"
+        cli evaluate --model "$best" --manifest "$data/$split.json" --lang "$lang" --out "$out/eval_$split"
     done
 fi
 if run_stage 5; then
@@ -79,7 +79,7 @@ if run_stage 6; then
     lm=$out/lm/$(basename "$vocab_dir")_${lm_order}gram.arpa
     log_stage 6 "n-gram LM, tuned on dev" "$data/train.json" "$lm"
     cli train-lm --prepared "$data" --model "$model" --order "$lm_order" "$lm"
-    cli tune-lm --model "$model" --lm "$lm" --manifest "$data/dev.json" --out "$out/lm/params.json"
+    cli tune-lm --model "$model" --lm "$lm" --manifest "$data/dev.json" --lang "$lang" --out "$out/lm/params.json"
     log_stage 6 "evaluate test with the LM" "$out/lm/params.json" "$out/eval_test_lm/summary.json"
-    cli evaluate --model "$model" --manifest "$data/test.json" --lm-params "$out/lm/params.json" --out "$out/eval_test_lm"
+    cli evaluate --model "$model" --manifest "$data/test.json" --lang "$lang" --lm-params "$out/lm/params.json" --out "$out/eval_test_lm"
 fi
