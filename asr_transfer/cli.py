@@ -20,6 +20,7 @@ COMMANDS = {
     "prepare-folder": ("asr_transfer.manifests.prepare_folder", "audio folder, CSV/TSV or manifest -> manifest"),
     "shard": ("asr_transfer.manifests.shard_manifest", "manifest -> Lhotse Shar shards for multi-GPU training"),
     "manifest": ("asr_transfer.manifests.tools", "manifest stats | validate | merge | subset"),
+    "new-language": ("asr_transfer.languages.derive", "Common Voice release -> draft language file for its locale"),
     "train-tokenizer": ("asr_transfer.tokenizers.train", "manifests -> char vocabulary or SentencePiece folder"),
     "synth-cv": ("asr_transfer.synth.synth_cv", "synthetic Common Voice release spoken by espeak-ng"),
     "bases": ("asr_transfer.bases", "base-model catalog: list, what is cached, fetch NAME"),

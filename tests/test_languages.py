@@ -1,4 +1,9 @@
-"""Every language file's own test cases, and the rules shared by all languages."""
+"""Every language file's own test cases, and the rules shared by all languages.
+
+The files are those ``available_languages()`` finds: the built-in ones and, with ``ASR_TRANSFER_LANGUAGES``
+set, the user's (``ASR_TRANSFER_LANGUAGES=~/languages pytest tests/test_languages.py`` tests files that
+``asr-transfer new-language`` wrote; ``asr-transfer new-language CODE --check`` runs one file's cases).
+"""
 
 import pytest
 

@@ -201,3 +201,33 @@ def test_two_student_shrink_end_to_end(tiny_teacher, german, tmp_path):
     assert len((out / "commands.txt").read_text().splitlines()) == 1
     assert json.loads((out / "results" / "kd_L1_s0.json").read_text())["arm"] == "kd"
     assert len(list(Path(out / "logs").glob("*.log"))) == 6
+
+
+@pytest.mark.slow
+def test_shrink_variants_teacher_init_separately_mse_scratch3x_two_seeds(tiny_teacher, german, tmp_path):
+    """The options recipes/shrink/run.sh's stage 3 uses, run once each: --init teacher, --separately,
+    a --loss other than the default, the scratch-3x baseline and more than one seed."""
+    out = tmp_path / "shrink"
+    argv = [
+        "shrink", "--teacher", tiny_teacher, "--students", "2,1", "--audio", german["train"],
+        "--train", german["train"], "--dev", german["dev"], "--lang", "de",
+        "--config", str(CONF / "tiny_fastconformer_bpe.yaml"), "--rl-steps", "3", "--ctc-steps", "3",
+        "--val-every", "3", "--batch-size", "8", "--init", "teacher", "--separately", "--loss", "mse",
+        "--baselines", "scratch-3x", "--seeds", "0,1", str(out),
+    ]  # fmt: skip
+    assert cli_main(argv) == 0
+    rows = list(csv.DictReader(open(out / "results.csv")))
+    runs = {(row["arm"], row["layers"], row["seed"]) for row in rows if row["arm"] != "teacher"}
+    assert runs == {
+        (arm, size, seed)
+        for arm in ("twostep_separate_teacher_mse", "scratch-3x")
+        for size in ("2", "1")
+        for seed in ("0", "1")
+    }
+    by_run = {(row["arm"], row["layers"], row["seed"]): row for row in rows}
+    assert by_run[("scratch-3x", "1", "1")]["step2_steps"] == "9"  # 3x step 2's steps
+    assert by_run[("twostep_separate_teacher_mse", "1", "0")]["step1_steps"] == "3"
+    report = (out / "RESULTS.md").read_text()
+    assert "±" in report  # a mean and spread over the two seeds
+    for size in ("L2", "L1"):  # each student's step 1 on its own
+        assert (out / "step1" / "twostep_separate_teacher_mse_s0" / size).is_dir()

@@ -1,13 +1,16 @@
 """Language files: alphabet, normalization rules, synthesis grammar and test cases per language.
 
 In: a language code (``de``, ``es``, ``ru``, ``yue``, ``zh-HK``, ``zh``, ``en``) naming a YAML file in
-this folder. Out: a :class:`Language` whose :meth:`Language.normalize` turns a raw transcript into model
-text or a reject reason. Every language difference lives in the YAML files; this module holds no
-per-language branches.
+this folder, or a code whose file lies in a user folder: ``$ASR_TRANSFER_LANGUAGES`` (one folder, or several
+separated by ``os.pathsep``), searched first, so that a user file also overrides a built-in one
+(``asr-transfer new-language`` writes such files from a Common Voice release). Out: a :class:`Language`
+whose :meth:`Language.normalize` turns a raw transcript into model text or a reject reason. Every language
+difference lives in the YAML files; this module holds no per-language branches.
 """
 
 from __future__ import annotations
 
+import os
 import unicodedata
 from dataclasses import dataclass, field
 from functools import cache
@@ -18,6 +21,7 @@ import yaml
 from asr_transfer.errors import UserError
 
 LANGUAGE_DIR = Path(__file__).parent
+LANGUAGES_ENV = "ASR_TRANSFER_LANGUAGES"  # user folders of language files, searched before LANGUAGE_DIR
 
 # CJK Unified Ideographs with extensions A-H and the compatibility blocks.
 _HAN_RANGES = (
@@ -149,30 +153,87 @@ def text_rules(lang: str | None) -> Language:
     return load_language(lang) if lang else ANY_LANGUAGE
 
 
+def user_language_dirs() -> list[Path]:
+    """The folders of ``$ASR_TRANSFER_LANGUAGES``, in order (empty entries skipped)."""
+    return [Path(entry) for entry in os.environ.get(LANGUAGES_ENV, "").split(os.pathsep) if entry.strip()]
+
+
+def language_dirs() -> list[Path]:
+    """Where language files are looked for, first match winning: the user folders, then the built-in one."""
+    return [*user_language_dirs(), LANGUAGE_DIR]
+
+
 def available_languages() -> list[str]:
-    return sorted(path.stem for path in LANGUAGE_DIR.glob("*.yaml"))
+    return sorted({path.stem for folder in language_dirs() for path in folder.glob("*.yaml")})
 
 
-def _load_raw(code: str) -> dict:
-    path = LANGUAGE_DIR / f"{code}.yaml"
-    if not path.exists():
+def language_path(code: str, after: Path | None = None) -> Path | None:
+    """The file that defines ``code``: the first ``CODE.yaml`` of :func:`language_dirs` (after the folder
+    ``after``, when given: a user file may inherit the built-in file of its own code)."""
+    folders = language_dirs()
+    if after is not None:
+        resolved = [folder.resolve() for folder in folders]
+        if after.resolve() in resolved:
+            folders = folders[resolved.index(after.resolve()) + 1 :]
+    return next((folder / f"{code}.yaml" for folder in folders if (folder / f"{code}.yaml").is_file()), None)
+
+
+def _load_raw(code: str, after: Path | None = None) -> dict:
+    path = language_path(code, after)
+    if path is None:
+        searched = ", ".join(str(folder) for folder in language_dirs())
         raise UnknownLanguage(
-            f"no language file for {code!r}; available: {', '.join(available_languages())}. "
-            f"Add {path} (alphabet, maps, cases) to support it."
+            f"no language file for {code!r}; available: {', '.join(available_languages())} (searched {searched}). "
+            f"Write one from a Common Voice release with `asr-transfer new-language {code} --from CV_DIR`, or add "
+            f"{code}.yaml (alphabet, maps, cases) to a folder of ${LANGUAGES_ENV}"
         )
     with open(path, encoding="utf-8") as handle:
-        raw = yaml.safe_load(handle)
+        try:
+            raw = yaml.safe_load(handle)
+        except yaml.YAMLError as error:
+            raise UserError(f"language file {path} is not valid YAML ({error}); fix or regenerate it") from None
+    if not isinstance(raw, dict) or "alphabet" not in raw and "inherit" not in raw:
+        raise UserError(f"language file {path} holds no alphabet; add an alphabet: key (as {LANGUAGE_DIR}/de.yaml)")
     parent = raw.pop("inherit", None)
     if parent:
-        merged = _load_raw(parent)
+        merged = _load_raw(parent, after=path.parent if parent == code else None)
         merged.pop("cases", None)
         merged.update(raw)
         raw = merged
+    raw["_path"] = str(path)
     return raw
 
 
-@cache
 def load_language(code: str) -> Language:
+    """The language file of ``code`` (see :func:`language_path`). Parsed files are cached by the file found
+    and its modification time, so a changed ``$ASR_TRANSFER_LANGUAGES`` or a rewritten file is seen (a
+    changed parent of an ``inherit:`` is not)."""
+    path = language_path(code)
+    stamp = path.stat().st_mtime_ns if path is not None else None
+    return _load_language(code, str(path), stamp)
+
+
+@cache
+def _load_language(code: str, path: str, stamp: int | None) -> Language:
     raw = _load_raw(code)
+    source = raw.pop("_path")
     raw["code"] = code
+    known = set(Language.__dataclass_fields__) - {"code", "enabled_options"}
+    unknown = sorted(set(raw) - known - {"code"})
+    if unknown:
+        raise UserError(
+            f"language file {source} has an unknown key {unknown[0]!r}; use only: {', '.join(sorted(known))}"
+        )
     return Language(**raw)
+
+
+def case_failures(language: Language) -> list[str]:
+    """Each of the file's ``cases`` that normalization does not give as written (empty: all pass)."""
+    failures = []
+    for case in language.cases:
+        result = language.with_options(case.get("options", [])).normalize(case["text"])
+        if result.text != case.get("expect") or result.reason != case.get("reject"):
+            wanted = f"expect {case['expect']!r}" if "expect" in case else f"reject {case.get('reject')}"
+            got = repr(result.text) if result.text is not None else f"reject {result.reason} ({result.detail!r})"
+            failures.append(f"{case['text']!r}: {wanted}, got {got}")
+    return failures

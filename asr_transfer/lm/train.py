@@ -93,7 +93,12 @@ def prepared_sources(data_dir: str) -> dict:
     sentences = summary.get("validated_sentences")
     return {
         "manifests": [os.path.join(data_dir, "train.json")],
-        "exclude": [os.path.join(data_dir, split) for split in ("dev.json", "test.json")],
+        # A split that kept nothing (a small locale's header-only dev.tsv) has nothing to exclude.
+        "exclude": [
+            os.path.join(data_dir, f"{split}.json")
+            for split in ("dev", "test")
+            if summary.get("splits", {}).get(split, {}).get("kept", 1)
+        ],
         "cv_sentence_files": [sentences] if sentences and os.path.isfile(sentences) else [],
         "lang": summary.get("language"),
     }

@@ -169,8 +169,8 @@ def find_locale_dir(root: str | os.PathLike, lang: str | None = None) -> Path:
         return candidates[0]
     if not candidates:
         raise NotCommonVoice(
-            f"{root} is not a Common Voice locale: no folder below it holds clips/ and train/dev/test.tsv "
-            "(expected cv-corpus-<version>-<date>/<locale>/)"
+            f"{root} is not a Common Voice locale: no folder below it holds clips/ and train/dev/test.tsv; "
+            "give the extracted release (cv-corpus-<version>-<date>/<locale>/ at any level) or its .tar.gz"
         )
     names = ", ".join(str(path) for path in candidates)
     raise NotCommonVoice(f"{root} holds several Common Voice locales ({names}); pass --lang or the locale folder")

@@ -3,8 +3,8 @@
 In: one or more NeMo manifests, the language, the kind (``char``, ``bpe``, ``unigram``) and for
 SentencePiece the vocabulary size. Text is normalized by the language file first (a no-op on
 ``prepare-*`` output; a manifest from elsewhere may hold full-width forms, NFD letters or punctuation,
-which SentencePiece's own NFKC would turn into pieces the text never contains), and a line the language
-file rejects is left out and counted on stderr. Out:
+which SentencePiece's own NFKC would turn into pieces the text never contains); a line the language
+file rejects (digits, another script) fails the command, as the manifest was not built for it. Out:
 ``OUT_ROOT/<lang>/char/vocab.txt`` (one label per line, space first), or
 ``OUT_ROOT/<lang>/spe_<kind>_v<N>/{tokenizer.model, tokenizer.vocab, vocab.txt}``, the folder layout
 ``EncDecCTCModelBPE.change_vocabulary(dir, "bpe")`` loads. The same input gives the same bytes.
@@ -36,28 +36,32 @@ class TokenizerError(UserError):
 
 
 def manifest_texts(manifests: list[str], language: Language, counts: Counter | None = None) -> Iterator[str]:
-    """Every manifest line's text as ``language`` normalizes it; ``counts`` gets ``changed`` and one
-    entry per reject reason for the lines left out."""
+    """Every manifest line's text as ``language`` normalizes it; ``counts["changed"]`` counts the lines
+    it changed. A line it rejects (digits, another script) means the manifest was not built for this
+    language: a :class:`TokenizerError` with the count of such lines and the first, read to the end."""
     counts = Counter() if counts is None else counts
+    rejected, first = Counter(), None
     for manifest in manifests:
-        for entry in read_manifest(manifest, fields=("text",)):
+        for number, entry in enumerate(read_manifest(manifest, fields=("text",)), start=1):
             normalized = language.normalize(entry["text"])
             if normalized.text is None:
-                counts[normalized.reason] += 1
+                rejected[normalized.reason] += 1
+                first = first or f"{manifest}:{number} {entry['text']!r}: {normalized.reason} {normalized.detail!r}"
                 continue
             counts["changed"] += normalized.text != entry["text"]
             yield normalized.text
+    if rejected:
+        reasons = ", ".join(f"{count} {reason}" for reason, count in sorted(rejected.items()))
+        raise TokenizerError(
+            f"{sum(rejected.values())} manifest lines hold text the {language.code} language file rejects "
+            f"({reasons}; first {first}): characters outside the {language.code} alphabet; build the manifests "
+            f"with --lang {language.code} (prepare-cv or prepare-folder), which lists each in rejects.tsv"
+        )
 
 
 def report_normalization(counts: Counter, lang: str) -> None:
-    changed = counts.pop("changed", 0)
-    if changed or counts:
-        skipped = ", ".join(f"{count} {reason}" for reason, count in sorted(counts.items())) or "none"
-        print(
-            f"train-tokenizer: {changed} lines normalized by the {lang} language file; left out: {skipped} "
-            f"(build manifests with asr-transfer prepare-folder --lang {lang} to see each line's reason)",
-            file=sys.stderr,
-        )
+    if counts["changed"]:
+        print(f"train-tokenizer: {counts['changed']} lines normalized by the {lang} language file", file=sys.stderr)
 
 
 def require_text(manifests: list[str]) -> None:

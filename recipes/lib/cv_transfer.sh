@@ -1,10 +1,12 @@
 # Shared driver of the Common Voice transfer recipes: recipes/<lang>/run.sh sets lang and base and its
-# header comment, then sources this file with the command line. Stages:
+# header comment, then sources this file with the command line (recipes/cv/run.sh, for any locale, sets
+# new_language=1: stage 0 then writes OUT/languages/LANG.yaml with `asr-transfer new-language` when no
+# language file for LANG exists, and every stage searches OUT/languages through ASR_TRANSFER_LANGUAGES). Stages:
 #   0 check input   1 manifests   2 tokenizer   3 fine-tune   4 evaluate dev and test   5 export
 #   6 n-gram LM (train-lm on train + validated_sentences.tsv, dev/test excluded), tuned on dev, test with it
 set -euo pipefail
 . "$(dirname "${BASH_SOURCE[0]}")/stages.sh"
-option lang "$lang" "language (a file of asr_transfer/languages)"
+option lang "$lang" "language (a file of asr_transfer/languages or of \$ASR_TRANSFER_LANGUAGES)"
 option base "$base" "quartznet (characters), conformer (SentencePiece BPE) or citrinet (characters)"
 option config "" "fine-tuning config instead of --base's (e.g. recipes/conf/tiny_quartznet_char.yaml)"
 option bpe_size 1024 "SentencePiece vocabulary size, for a BPE config"
@@ -14,10 +16,17 @@ option init_nemo "" "a local base .nemo, instead of --base's pretrained model"
 option overrides "" "asr-transfer finetune overrides, e.g. \"trainer.max_steps=50000\""
 option lm_order 5 "order of stage 6's token n-gram LM"
 option shar 0 "write train as N Lhotse Shar shards (N a multiple of GPUs x nodes) and fine-tune from them; 0: WAV clips"
+option dev_split dev "split that picks the best checkpoint and tunes the LM (test for a release whose dev.tsv is empty)"
 parse_options "$@"; set -- "${positional[@]+"${positional[@]}"}"
 [ $# -eq 1 ] || { echo "error: give one CV_DIR_OR_TARBALL; $(basename "$0") --help explains" >&2; exit 2; }
 source_path=$1
+[ -n "$lang" ] || { echo "error: no language given; pass --lang CODE (the Common Voice locale)" >&2; exit 2; }
+case "$dev_split" in dev|test) ;; *) echo "error: --dev_split $dev_split is unknown; use dev or test" >&2; exit 2 ;; esac
 out=${out:-exp/$lang}
+languages=$out/languages
+if [ "${new_language:-0}" = 1 ]; then
+    export ASR_TRANSFER_LANGUAGES=$languages${ASR_TRANSFER_LANGUAGES:+:$ASR_TRANSFER_LANGUAGES}
+fi
 # Errors about the base name the recipe's option, not the config key.
 export ASR_TRANSFER_BASE_OPTION=--init_nemo
 
@@ -33,7 +42,7 @@ tokenizers=$out/tokenizers
 kind=$(cli finetune --config "$conf" --print vocab.kind)
 vocab_dir=$(cli train-tokenizer "$tokenizers" --lang "$lang" --kind "$kind" --vocab-size "$bpe_size" --print-dir)
 finetune_args=(--config "$conf" lang="$lang" vocab.dir="$vocab_dir" data.train_manifest="$data/train.json"
-    data.dev_manifest="$data/dev.json" exp_manager.exp_dir="$out/finetune")
+    data.dev_manifest="$data/$dev_split.json" exp_manager.exp_dir="$out/finetune")
 [ -n "$init_nemo" ] && finetune_args+=(init.nemo="$init_nemo")
 prepare_args=(--lang "$lang" --jobs "$jobs")
 train_data=$data/train.json
@@ -48,6 +57,10 @@ run_dir=$(cli finetune "${finetune_args[@]}" --print run-dir)
 model=$out/$(cli finetune "${finetune_args[@]}" --print model-name).nemo
 
 if run_stage 0; then
+    if [ "${new_language:-0}" = 1 ] && [ -z "$(cli new-language "$lang" --print-path)" ]; then
+        log_stage 0 "language file (new-language)" "$source_path" "$languages/$lang.yaml"
+        cli new-language "$lang" --from "$source_path" --out "$languages/$lang.yaml" --extract-dir "$data/extracted"
+    fi
     extracted=-; [ -f "$source_path" ] && extracted=$data/extracted
     log_stage 0 "check input" "$source_path" "$extracted"
     cli prepare-cv "$source_path" "$data" --lang "$lang" --check-only
@@ -66,7 +79,7 @@ if run_stage 3; then
 fi
 if run_stage 4; then
     best=$(cli export --print-best "$run_dir")
-    for split in dev test; do
+    for split in $(printf '%s\n' "$dev_split" test | sort -u); do
         log_stage 4 "evaluate $split" "$best" "$out/eval_$split/summary.json"
         cli evaluate --model "$best" --manifest "$data/$split.json" --lang "$lang" --out "$out/eval_$split"
     done
@@ -77,9 +90,9 @@ if run_stage 5; then
 fi
 if run_stage 6; then
     lm=$out/lm/$(basename "$vocab_dir")_${lm_order}gram.arpa
-    log_stage 6 "n-gram LM, tuned on dev" "$data/train.json" "$lm"
+    log_stage 6 "n-gram LM, tuned on $dev_split" "$data/train.json" "$lm"
     cli train-lm --prepared "$data" --model "$model" --order "$lm_order" "$lm"
-    cli tune-lm --model "$model" --lm "$lm" --manifest "$data/dev.json" --lang "$lang" --out "$out/lm/params.json"
+    cli tune-lm --model "$model" --lm "$lm" --manifest "$data/$dev_split.json" --lang "$lang" --out "$out/lm/params.json"
     log_stage 6 "evaluate test with the LM" "$out/lm/params.json" "$out/eval_test_lm/summary.json"
     cli evaluate --model "$model" --manifest "$data/test.json" --lang "$lang" --lm-params "$out/lm/params.json" --out "$out/eval_test_lm"
 fi
