@@ -30,6 +30,7 @@ COMMANDS = {
     "shrink": ("asr_transfer.shrink.run", "several small students from one large model (Hannan et al. 2025)"),
     "evaluate": ("asr_transfer.inference.evaluate", "WER/CER of a .nemo model on a manifest"),
     "transcribe": ("asr_transfer.inference.transcribe", "transcripts of audio files or a manifest"),
+    "filter": ("asr_transfer.inference.filter", "training manifest cleaned by a model: drop lines above a CER"),
     "export": ("asr_transfer.inference.export", "a run's best model as a stand-alone .nemo"),
     "inspect": ("asr_transfer.analysis.introspect", "per-layer weight change between a base and a tuned model"),
     "study": ("asr_transfer.study.grid", "transfer study: arms x data budgets, curves, plots, RESULTS.md"),
