@@ -12,6 +12,7 @@ key or class at fault and the NeMo version that wrote the file (NeMo itself fall
 
 from __future__ import annotations
 
+import functools
 import os
 import tarfile
 import zlib
@@ -28,34 +29,54 @@ def _where(path: str | os.PathLike, named: str) -> str:
 
 
 def check_nemo_file(path: str | os.PathLike, named: str) -> None:
+    _config_text(path, named)
+
+
+def _config_text(path: str | os.PathLike, named: str) -> bytes:
+    """The bytes of the archive's ``model_config.yaml``, from one walk over the archive, or the error that
+    says why it is no .nemo file. Reading every member header walks the whole archive, so a truncated
+    download shows up here."""
     where = _where(path, named)
     if not os.path.isfile(path):
         raise InputError(f"{where} does not exist; check the path")
     try:
-        # Reading every member header walks the whole archive, so a truncated download shows up here.
-        with tarfile.open(path, "r:*") as archive:
-            names = [member.name for member in archive.getmembers()]
+        stat = os.stat(path)
+        return _cached_config_text(os.path.realpath(path), stat.st_mtime_ns, stat.st_size)
     except (tarfile.TarError, EOFError, OSError, zlib.error) as error:
         reason = " ".join(str(error).split()) or type(error).__name__
         raise InputError(
             f"{where} is not a readable .nemo archive ({reason}); it may be truncated or another kind of file: "
             f"download or export it again"
         ) from None
-    if not any(os.path.basename(name) == CONFIG_MEMBER for name in names):
-        raise InputError(f"{where} is an archive without {CONFIG_MEMBER}, so not a NeMo model; give a .nemo file")
+    except LookupError:
+        raise InputError(
+            f"{where} is an archive without {CONFIG_MEMBER}, so not a NeMo model; give a .nemo file"
+        ) from None
+
+
+@functools.lru_cache(maxsize=8)
+def _cached_config_text(path: str, mtime_ns: int, size: int) -> bytes:
+    """Keyed by the file's modification time and size, so the checks before a run and the restore in it
+    walk a multi-GB archive once, and a rewritten file is read again."""
+    with tarfile.open(path, "r:*") as archive:
+        config = None
+        for member in archive.getmembers():
+            if config is None and os.path.basename(member.name) == CONFIG_MEMBER:
+                config = member
+        if config is None:
+            raise LookupError(CONFIG_MEMBER)
+        handle = archive.extractfile(config)
+        return handle.read() if handle else b""
 
 
 def read_config(path: str | os.PathLike, named: str) -> dict:
-    """The archive's ``model_config.yaml`` as a dict (checked with :func:`check_nemo_file` first)."""
-    check_nemo_file(path, named)
-    with tarfile.open(path, "r:*") as archive:
-        member = next(m for m in archive.getmembers() if os.path.basename(m.name) == CONFIG_MEMBER)
-        handle = archive.extractfile(member)
-        try:
-            config = yaml.safe_load(handle.read().decode("utf-8")) if handle else None
-        except (yaml.YAMLError, UnicodeDecodeError) as error:
-            problem = f"{CONFIG_MEMBER} is not valid YAML ({' '.join(str(error).split())})"
-            raise InputError(f"{_where(path, named)}: {problem}; export it again") from None
+    """The archive's ``model_config.yaml`` as a dict (the archive checked as :func:`check_nemo_file` does)."""
+    text = _config_text(path, named)
+    try:
+        config = yaml.safe_load(text.decode("utf-8"))
+    except (yaml.YAMLError, UnicodeDecodeError) as error:
+        problem = f"{CONFIG_MEMBER} is not valid YAML ({' '.join(str(error).split())})"
+        raise InputError(f"{_where(path, named)}: {problem}; export it again") from None
     if not isinstance(config, dict):
         raise InputError(f"{_where(path, named)}: {CONFIG_MEMBER} holds no model config; export it again")
     return config
