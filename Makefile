@@ -2,7 +2,7 @@
 VENV ?= .venv
 PY := $(VENV)/bin/python
 
-.PHONY: setup test test-fast demo lint bench clean
+.PHONY: setup test test-fast demo lint bench gpu-wheelhouse clean
 
 setup:
 	@bash tools/setup_env.sh
@@ -29,6 +29,10 @@ bench: setup
 		echo "bench: no sox or ffmpeg and apt-get could not install sox; the classic baseline will be skipped"
 	$(PY) tools/bench_prepare.py
 	$(PY) tools/bench_train.py
+
+# Wheels for the lent GPU machine (no internet there): carry .gpu_wheels and run tools/gpu_check.sh (README "GPU check").
+gpu-wheelhouse: setup
+	bash tools/build_gpu_wheelhouse.sh
 
 clean:
 	rm -rf exp demo_out .pytest_cache

@@ -4,13 +4,16 @@ In: a base name of ``asr_transfer/bases.yaml`` (or a Hugging Face id ``owner/nam
 its ``.nemo``, looked for in this order: the repository's shipped file, the Hugging Face cache, NeMo's
 NGC cache, then a download (Hugging Face first, then the NGC URL, with a progress bar) into the cache.
 A name that resolves nowhere is one error that says what each place answered: not in the catalog,
-not cached, offline, or the HTTP status. ``bases`` lists the catalog and what is cached;
+not cached, offline, or the HTTP status. A download of a base whose catalog entry has a ``sha256`` is
+checked against it, and a mismatch refused. ``bases`` lists the catalog: each base's class, vocabulary,
+parameters, download size, source (Hugging Face repository or NGC URL) and where it is cached;
 ``bases fetch NAME`` downloads one base (for clusters whose compute nodes have no network).
 """
 
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import os
 import sys
@@ -41,7 +44,18 @@ class Base:
     huggingface: dict | None = None
     ngc: dict | None = None
     shipped: str | None = None
-    sha256: str | None = None
+    size: str | None = None  # download size as the hub's file listing shows it, e.g. "459 MB"
+    sha256: str | None = None  # published checksum of the .nemo, checked after a download
+    sources: tuple = ()  # public pages the entry's facts were read from
+
+    @property
+    def source(self) -> str:
+        """Where the base comes from: its Hugging Face repository, else its NGC URL, else the shipped file."""
+        if self.huggingface:
+            return f"huggingface.co/{self.huggingface['repo']}" + (" (+NGC)" if self.ngc else "")
+        if self.ngc:
+            return self.ngc["url"]
+        return f"shipped: {self.shipped}" if self.shipped else "-"
 
     @property
     def file_name(self) -> str:
@@ -56,7 +70,10 @@ class Base:
 def catalog() -> dict[str, Base]:
     with open(CATALOG_PATH, encoding="utf-8") as handle:
         raw = yaml.safe_load(handle)
-    return {name: Base(name=name, model_class=fields.pop("class", ""), **fields) for name, fields in raw.items()}
+    return {
+        name: Base(name=name, model_class=fields.pop("class", ""), sources=tuple(fields.pop("sources", ())), **fields)
+        for name, fields in raw.items()
+    }
 
 
 def lookup(name: str) -> Base:
@@ -135,10 +152,32 @@ def describe_download_error(error: BaseException) -> str:
     return f"{type(error).__name__}: {str(error).splitlines()[0][:160]}"
 
 
+def file_sha256(path: str | os.PathLike) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        while block := handle.read(1 << 22):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def verify_download(base: Base, path: Path) -> Path:
+    """``path`` when its sha256 is the catalog's (or the catalog publishes none); else the error that says so.
+    A mismatched file is left where it is, for the user to inspect or delete."""
+    if base.sha256:
+        found = file_sha256(path)
+        if found != base.sha256:
+            raise BaseModelUnavailable(
+                f"the download of {base.name} ({path}) has sha256 {found}, not the {base.sha256} the catalog "
+                f"records ({CATALOG_PATH}); the file is damaged or the hub holds a new version: delete it and "
+                "fetch again, and if it still differs, check the hub's file page and update the catalog"
+            )
+    return path
+
+
 def download_hf(base: Base) -> Path:
     from huggingface_hub import hf_hub_download
 
-    return Path(hf_hub_download(base.huggingface["repo"], base.huggingface["file"]))
+    return verify_download(base, Path(hf_hub_download(base.huggingface["repo"], base.huggingface["file"])))
 
 
 def download_ngc(base: Base) -> Path:
@@ -158,7 +197,7 @@ def download_ngc(base: Base) -> Path:
                 while block := response.read(1 << 20):
                     handle.write(block)
                     bar.update(len(block))
-    return target
+    return verify_download(base, target)
 
 
 def resolve(name: str, download: bool = True) -> Path:
@@ -184,6 +223,8 @@ def resolve(name: str, download: bool = True) -> Path:
         if not why:
             try:
                 return fetch(base)
+            except BaseModelUnavailable:
+                raise  # a checksum mismatch: another source would not make the file right
             except Exception as error:  # network stacks raise many types; each is described, none hidden
                 why = describe_download_error(error)
         tried.append(f"{place}: {why}")
@@ -211,9 +252,19 @@ def shipped_checksum(base: Base) -> str | None:
     return base.sha256
 
 
+def download_size(base: Base) -> str:
+    """The catalog's download size; a shipped base's is its file's; ``?`` where none is known."""
+    if base.size:
+        return base.size
+    path, _ = shipped_file(base)
+    return f"{path.stat().st_size / 1e6:.1f} MB" if path else "?"
+
+
 def print_catalog(out=None) -> None:
+    """One row per base: name, class, architecture, vocabulary, parameters, download size, source (Hugging
+    Face repository, else NGC URL, else the shipped file) and where it is cached (``-``: not cached)."""
     out = out or sys.stdout
-    header = ("name", "class", "architecture", "vocabulary", "parameters", "found at")
+    header = ("name", "class", "architecture", "vocabulary", "parameters", "size", "source", "found at")
     rows = [header]
     for base in catalog().values():
         vocabulary = base.vocabulary or {}
@@ -222,8 +273,10 @@ def print_catalog(out=None) -> None:
                 base.name,
                 base.model_class.rsplit(".", 1)[-1],
                 base.architecture,
-                f"{vocabulary.get('kind', '?')} {vocabulary.get('size', '?')}",
-                base.parameters,
+                f"{vocabulary.get('kind') or '?'} {vocabulary.get('size') or '?'}",
+                str(base.parameters or "?"),
+                download_size(base),
+                base.source,
                 where_cached(base),
             )
         )
@@ -235,8 +288,9 @@ def print_catalog(out=None) -> None:
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="asr-transfer bases",
-        description="List the base models the recipes know (asr_transfer/bases.yaml) and where each is cached; "
-        "fetch one into the cache; print the .nemo a name resolves to.",
+        description="List the base models the recipes know (asr_transfer/bases.yaml): class, vocabulary, "
+        "parameters, download size, source (Hugging Face repository or NGC URL) and where each is cached; fetch "
+        "one into the cache; print the .nemo a name resolves to.",
         epilog="A name resolves through the shipped file, the Hugging Face cache, NeMo's NGC cache, then a "
         "download (Hugging Face, then NGC). HF_HUB_OFFLINE=1 or ASR_TRANSFER_OFFLINE=1 forbids downloads.",
     )
@@ -245,8 +299,9 @@ def build_parser() -> argparse.ArgumentParser:
         nargs="?",
         choices=("list", "fetch", "path"),
         default="list",
-        help="list (the default): every base and where it is cached; fetch NAME: download it into the cache; "
-        "path NAME: print the .nemo it resolves to, downloading nothing",
+        help="list (the default): every base, its source and size, and where it is cached; fetch NAME: download "
+        "it into the cache and check its sha256 where the catalog records one; path NAME: print the .nemo it "
+        "resolves to, downloading nothing",
     )
     parser.add_argument("name", nargs="?", help="a catalog name, for fetch and path")
     return parser
@@ -262,8 +317,13 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"{args.action} needs a NAME; `asr-transfer bases` lists them")
     path = resolve(args.name, download=args.action == "fetch")
     if args.action == "fetch":
-        checksum = shipped_checksum(lookup(args.name))
-        print(f"{args.name}: {path}" + (f" (sha256 {checksum})" if checksum else ""))
+        base = lookup(args.name)
+        if base.sha256:  # a cached file too: fetch is what users run before copying a base to a cluster
+            verify_download(base, path)
+            print(f"{args.name}: {path} (sha256 {base.sha256}, as the catalog records)")
+        else:
+            checksum = shipped_checksum(base)
+            print(f"{args.name}: {path}" + (f" (sha256 {checksum})" if checksum else ""))
     else:
         print(path)
     return 0

@@ -13,8 +13,38 @@ from pathlib import Path
 
 from asr_transfer.errors import InputError
 
+# Vocabulary kinds. A SentencePiece model, BPE or unigram, is what NeMo's ``bpe`` tokenizer type loads.
 CHAR = "char"
-SENTENCEPIECE_KINDS = ("bpe", "unigram")
+SENTENCEPIECE = "bpe"  # NeMo's tokenizer type for any SentencePiece model
+KEEP = "keep"  # fine-tuning keeps the base's own vocabulary (domain adaptation)
+SENTENCEPIECE_KINDS = (SENTENCEPIECE, "unigram")  # SentencePiece model types train-tokenizer trains
+TOKENIZER_KINDS = (CHAR, *SENTENCEPIECE_KINDS)  # train-tokenizer --kind
+VOCAB_KINDS = (CHAR, SENTENCEPIECE, KEEP)  # finetune vocab.kind
+
+# Every data-building step (prepare-cv, prepare-folder, shard, filter) accounts for each input line in a
+# rejects table and writes its counts to a summary.
+REJECTS_FILE = "rejects.tsv"
+SUMMARY_FILE = "summary.json"
+
+
+def rejects_path(folder: str | os.PathLike) -> Path:
+    """``FOLDER/rejects.tsv``: the lines a step left out, with the reason."""
+    return Path(folder) / REJECTS_FILE
+
+
+def summary_path(folder: str | os.PathLike) -> Path:
+    """``FOLDER/summary.json``: a step's counts (``prepare-*``, ``shard``) or results (``evaluate``)."""
+    return Path(folder) / SUMMARY_FILE
+
+
+def rejects_beside(out: str | os.PathLike) -> str:
+    """``OUT.rejects.tsv``: the rejects of a step whose output is one file (``filter``, ``train-lm``)."""
+    return f"{os.fspath(out)}.{REJECTS_FILE}"
+
+
+def summary_beside(out: str | os.PathLike) -> str:
+    """``OUT.summary.json``: the counts of a step whose output is one file (``filter``)."""
+    return f"{os.fspath(out)}.{SUMMARY_FILE}"
 
 
 def vocab_dir(root: str | os.PathLike, lang: str, kind: str, vocab_size: int | None = None) -> Path:
@@ -33,8 +63,8 @@ def vocab_folder_kind(folder: str | os.PathLike) -> str | None:
     """What a ``train-tokenizer`` folder holds: ``bpe`` (a SentencePiece model, BPE or unigram, which NeMo's
     ``bpe`` tokenizer type loads), ``char`` (only ``vocab.txt``), or None (neither). A SentencePiece folder
     holds a ``vocab.txt`` too, so the model file decides."""
-    if vocab_done_file(folder, "bpe").is_file():
-        return "bpe"
+    if vocab_done_file(folder, SENTENCEPIECE).is_file():
+        return SENTENCEPIECE
     if vocab_done_file(folder, CHAR).is_file():
         return CHAR
     return None
@@ -62,7 +92,7 @@ def trained_model_name(cfg) -> str:
     else:
         base = init.get("nemo") or init.get("pretrained") or "base"
         origin = "from_" + Path(str(base)).name.removesuffix(".nemo")
-    vocabulary = "tuned" if cfg.vocab.kind == "keep" else Path(str(cfg.vocab.dir)).name
+    vocabulary = "tuned" if cfg.vocab.kind == KEEP else Path(str(cfg.vocab.dir)).name
     return f"{cfg.get('lang') or 'model'}_{origin}_{vocabulary}"
 
 
@@ -73,6 +103,32 @@ def checkpoints_dir(run: str | os.PathLike) -> Path:
 def metrics_path(run: str | os.PathLike) -> Path:
     """The dev-metrics curve of a run. In a folder because exp_manager moves a resumed run's loose files."""
     return Path(run) / "curves" / "metrics.csv"
+
+
+def eval_dir(out: str | os.PathLike, name: str) -> Path:
+    """``OUT/eval_<name>``: the folder of one ``asr-transfer evaluate --out`` in a recipe's output folder."""
+    return Path(out) / f"eval_{name}"
+
+
+# The demo's evaluations (recipes/demo): each arm greedy, and the transferred model with beam search and
+# with the tuned LM; the domain recipe's: before and after adaptation, on the new and the original domain.
+DEMO_EVALS = ("transfer", "scratch", "transfer_beam", "transfer_lm")
+DOMAIN_EVALS = ("before_new", "after_new", "before_original", "after_original")
+
+
+def demo_plot(out: str | os.PathLike) -> Path:
+    """The demo's plot of dev WER against steps, beside its RESULTS.md."""
+    return Path(out) / "dev_wer.png"
+
+
+def recipe_paths(out: str | os.PathLike, recipe: str) -> dict[str, Path]:
+    """What ``report demo`` / ``report domain --print WHAT`` names: ``eval-<name>`` (dashes for
+    underscores) for each evaluation folder, and ``plot`` for the demo's plot."""
+    names = DEMO_EVALS if recipe == "demo" else DOMAIN_EVALS
+    paths = {"eval-" + name.replace("_", "-"): eval_dir(out, name) for name in names}
+    if recipe == "demo":
+        paths["plot"] = demo_plot(out)
+    return paths
 
 
 def best_nemo(run: str | os.PathLike) -> Path:

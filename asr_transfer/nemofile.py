@@ -7,7 +7,9 @@ with a ``tarfile.ReadError`` traceback, after a run folder was already made. :fu
 the archive's model config without building the model (e.g. its vocabulary kind, for checks);
 :func:`restore_model` restores it, and a model NeMo cannot build is one :class:`InputError` naming the
 key or class at fault and the NeMo version that wrote the file (NeMo itself falls back to the abstract
-``ASRModel`` and reports only "Can't instantiate abstract class").
+``ASRModel`` and reports only "Can't instantiate abstract class"). Hybrid RNNT/TDT-CTC archives are
+recognized by their ``aux_ctc`` section: :func:`ctc_decoder_config` gives the CTC head's decoder config,
+the one a character check must read (:mod:`asr_transfer.training.hybrid` restores them as CTC models).
 """
 
 from __future__ import annotations
@@ -83,8 +85,18 @@ def read_config(path: str | os.PathLike, named: str) -> dict:
 
 
 def vocabulary_kind(config: dict) -> str:
-    """``bpe`` for a model with a tokenizer (``EncDecCTCModelBPE`` and hybrids), else ``char``."""
+    """``bpe`` for a model with a tokenizer (``EncDecCTCModelBPE``, ``EncDecHybridRNNTCTCBPEModel``), else
+    ``char`` (``EncDecCTCModel``, ``EncDecHybridRNNTCTCModel``)."""
     return "bpe" if config.get("tokenizer") else "char"
+
+
+def ctc_decoder_config(config: dict) -> dict:
+    """The config of the decoder a CTC base predicts with: ``decoder``, or a hybrid RNNT/TDT-CTC model's
+    CTC head (``aux_ctc.decoder``; its ``decoder`` is the transducer's prediction network)."""
+    aux = config.get("aux_ctc")
+    if isinstance(aux, dict) and isinstance(aux.get("decoder"), dict):
+        return aux["decoder"]
+    return config.get("decoder") or {}
 
 
 TOKENIZER_TYPES = ("bpe", "wpe")  # what NeMo 3.0's ASRBPEMixin builds
@@ -112,14 +124,16 @@ def build_problem(config: dict) -> str | None:
             f"its tokenizer.type is {tokenizer.get('type')!r}, which this NeMo does not know "
             f"(it builds {' or '.join(TOKENIZER_TYPES)})"
         )
-    decoder = config.get("decoder") or {}
-    if not tokenizer and not decoder.get("vocabulary"):
+    decoder = ctc_decoder_config(config)
+    has_ctc_head = not config.get("joint") or "aux_ctc" in config  # a transducer's labels live elsewhere
+    if not tokenizer and has_ctc_head and not decoder.get("vocabulary"):
         where = "only at the top level (labels)" if config.get("labels") else "nowhere"
-        return f"it is a character model whose decoder.vocabulary is empty: its labels are {where}"
+        key = "aux_ctc.decoder.vocabulary" if "aux_ctc" in config else "decoder.vocabulary"
+        return f"it is a character model whose {key} is empty: its labels are {where}"
     return None
 
 
-def _cannot_restore(path, named: str, config: dict, problem: str) -> InputError:
+def cannot_restore(path, named: str, config: dict, problem: str) -> InputError:
     import nemo
 
     written_by = f"written by NeMo {config.get('nemo_version', 'of an unrecorded version')}"
@@ -133,7 +147,7 @@ def check_buildable(path: str | os.PathLike, named: str) -> dict:
     config = read_config(path, named)
     problem = build_problem(config)
     if problem:
-        raise _cannot_restore(path, named, config, problem)
+        raise cannot_restore(path, named, config, problem)
     return config
 
 
@@ -146,4 +160,4 @@ def restore_model(path: str | os.PathLike, named: str, map_location: str | None 
         return ASRModel.restore_from(str(path), map_location=map_location)
     except Exception as error:  # NeMo failing on the user's file; the cause is its first message line
         cause = (str(error).strip().splitlines() or [""])[0]
-        raise _cannot_restore(path, named, config, f"{type(error).__name__}: {cause}") from error
+        raise cannot_restore(path, named, config, f"{type(error).__name__}: {cause}") from error

@@ -231,3 +231,51 @@ def test_tune_lm_and_shrink_reader_downmixes_and_resamples(tmp_path):
     assert abs(len(waves[1]) - soundfile.info(three).duration * 16000) <= 1
     batch, lengths = pad_batch(waves)
     assert batch.shape == (2, max(lengths)) and float(batch[0].abs().max()) > 0.01
+
+
+def test_evaluate_transcribe_and_tune_lm_read_relative_paths_alike_from_any_folder(tmp_path, capsys, monkeypatch):
+    """A manifest of ``clips/x.wav`` paths gives the same results from its own folder and from another one:
+    every reader resolves them against the manifest's folder and hands NeMo the resolved path."""
+    data = tmp_path / "data"
+    write_speech(data / "clips" / "x.wav", LONG, 16000)
+    write_speech(data / "clips" / "y.wav", "thank you very much", 22050)
+    write_manifest(
+        data / "test.json",
+        [
+            {"audio_filepath": "clips/x.wav", "duration": 3.0, "text": LONG},
+            {"audio_filepath": "clips/y.wav", "duration": 1.5, "text": "thank you very much"},
+        ],
+    )
+    code, _, err = run(
+        capsys, "train-lm", "--model", MODEL, "--manifest", data / "test.json", "--order", "3", data / "lm.arpa"
+    )
+    assert code == 0, err[-2000:]
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    results = {}
+    for cwd, manifest in ((data, "test.json"), (elsewhere, "../data/test.json")):
+        monkeypatch.chdir(cwd)
+        out = tmp_path / f"out_{cwd.name}"
+        code, _, err = run(capsys, "evaluate", "--model", MODEL, "--manifest", manifest, "--out", out / "eval")
+        assert code == 0, err[-2000:]
+        code, _, err = run(capsys, "transcribe", "--model", MODEL, "--manifest", manifest, "--out", out / "pred.json")
+        assert code == 0, err[-2000:]
+        tune = ["--manifest", manifest, "--lm", data / "lm.arpa", "--alphas", "0.5", "--betas", "0", "--beam-size", "2"]
+        code, _, err = run(capsys, "tune-lm", "--model", MODEL, *tune, "--out", out / "params.json")
+        assert code == 0, err[-2000:]
+        summary = json.loads((out / "eval" / "summary.json").read_text(encoding="utf-8"))
+        predictions = read_lines(out / "pred.json")
+        # the written manifest's relative paths are its own folder's, so they name the same clips
+        assert [os.path.normpath(out / entry["audio_filepath"]) for entry in predictions] == [
+            str(data / "clips" / "x.wav"),
+            str(data / "clips" / "y.wav"),
+        ]
+        tuned = json.loads((out / "params.json").read_text(encoding="utf-8"))
+        results[cwd.name] = (
+            (summary["wer"], summary["cer"], summary["utterances"]),
+            [entry["hypothesis"] for entry in read_lines(out / "eval" / "hypotheses.jsonl")],
+            [entry["pred_text"] for entry in predictions],
+            [(point["lm_alpha"], point["beam_beta"], point["wer"]) for point in tuned["grid"]],
+        )
+    assert results["data"] == results["elsewhere"]
+    assert results["data"][0][2] == 2 and any(results["data"][1])  # both scored; the model wrote something

@@ -80,19 +80,21 @@ def test_catalog_names_every_base_the_recipes_use():
 
 def test_seeded_hf_and_ngc_caches_resolve_offline(empty_caches, capsys):
     hub, nemo = empty_caches
-    in_hub = seed_hf_cache(hub, "nvidia/stt_en_quartznet15x5", "stt_en_quartznet15x5.nemo", SHIPPED_EN)
-    in_ngc = seed_ngc_cache(nemo, "stt_zh_citrinet_512.nemo", SHIPPED_ZH)
-    assert resolve("stt_en_quartznet15x5") == in_hub
-    assert resolve("nvidia/stt_en_quartznet15x5") == in_hub  # the Hugging Face id names the same entry
-    assert resolve("stt_zh_citrinet_512") == in_ngc
+    in_hub = seed_hf_cache(
+        hub, "nvidia/stt_zh_citrinet_1024_gamma_0_25", "stt_zh_citrinet_1024_gamma_0_25.nemo", SHIPPED_ZH
+    )
+    in_ngc = seed_ngc_cache(nemo, "stt_en_quartznet15x5.nemo", SHIPPED_EN)
+    assert resolve("stt_zh_citrinet_1024_gamma_0_25") == in_hub
+    assert resolve("nvidia/stt_zh_citrinet_1024_gamma_0_25") == in_hub  # the Hugging Face id names the same entry
+    assert resolve("stt_en_quartznet15x5") == in_ngc  # on NGC only: no Hugging Face entry
     english = restore_pretrained("stt_en_quartznet15x5")
     assert type(english).__name__ == "EncDecCTCModel" and list(english.decoder.vocabulary)[:3] == [" ", "'", "a"]
-    mandarin = restore_pretrained("stt_zh_citrinet_512")
+    mandarin = restore_pretrained("stt_zh_citrinet_1024_gamma_0_25")
     assert "我" in mandarin.decoder.vocabulary
     assert cli_main(["bases"]) == 0
     listing = capsys.readouterr().out
     assert str(in_hub) in listing and str(in_ngc) in listing and str(SHIPPED_EN) in listing
-    assert cli_main(["bases", "path", "stt_zh_citrinet_512"]) == 0
+    assert cli_main(["bases", "path", "stt_en_quartznet15x5"]) == 0
     assert capsys.readouterr().out.strip() == str(in_ngc)
 
 
@@ -127,3 +129,44 @@ def test_download_errors_are_described_by_cause():
     assert describe_download_error(urllib.error.URLError(OSError("Name or service not known"))).startswith(
         "offline: no connection"
     )
+
+
+def test_listing_shows_new_bases_with_source_and_size(empty_caches, capsys):
+    """Every public base is listed with where it comes from (Hugging Face repository or NGC URL) and its
+    download size, and every fact is quoted with the page it came from."""
+    assert cli_main(["bases"]) == 0
+    rows = {line.split()[0]: line for line in capsys.readouterr().out.splitlines()[1:]}
+    for name, repo, size in (
+        ("parakeet-ctc-0.6b", "nvidia/parakeet-ctc-0.6b", "2.44 GB"),
+        ("parakeet-ctc-1.1b", "nvidia/parakeet-ctc-1.1b", "4.25 GB"),
+        ("stt_en_fastconformer_hybrid_large_pc", "nvidia/stt_en_fastconformer_hybrid_large_pc", "459 MB"),
+        ("parakeet-tdt_ctc-110m", "nvidia/parakeet-tdt_ctc-110m", "459 MB"),
+    ):
+        assert f"huggingface.co/{repo}" in rows[name] and size in rows[name], rows[name]
+    assert "EncDecHybridRNNTCTCBPEModel" in rows["parakeet-tdt_ctc-110m"]
+    for ngc_only in ("stt_en_quartznet15x5", "stt_en_conformer_ctc_medium", "stt_zh_citrinet_512"):
+        assert lookup(ngc_only).huggingface is None and "https://api.ngc.nvidia.com/" in rows[ngc_only]
+    for base in catalog().values():
+        assert base.shipped or base.sources, f"{base.name}: facts without a source"
+        assert base.sha256 is None or len(base.sha256) == 64
+
+
+def test_ngc_download_is_checked_against_the_catalog_sha256(empty_caches):
+    """A real download through urllib (a file:// URL stands in for NGC): the right checksum passes, a wrong
+    one is refused with both checksums named."""
+    from asr_transfer.bases import Base, download_ngc, file_sha256
+
+    url = SHIPPED_EN.as_uri()
+    good = Base(name="checked", ngc={"url": url, "version": "1"}, sha256=file_sha256(SHIPPED_EN))
+    assert download_ngc(good).read_bytes() == SHIPPED_EN.read_bytes()
+    bad = Base(name="checked", ngc={"url": url, "version": "2"}, sha256="0" * 64)
+    with pytest.raises(BaseModelUnavailable, match=r"has sha256 [0-9a-f]{64}, not the 0{64} the catalog records"):
+        download_ngc(bad)
+
+
+def test_fetch_checks_a_cached_file_against_the_catalog_sha256(empty_caches, capsys):
+    hub, _ = empty_caches
+    seed_hf_cache(hub, "nvidia/parakeet-tdt_ctc-110m", "parakeet-tdt_ctc-110m.nemo", SHIPPED_EN)
+    assert cli_main(["bases", "fetch", "parakeet-tdt_ctc-110m"]) == 2
+    err = capsys.readouterr().err
+    assert f"not the {lookup('parakeet-tdt_ctc-110m').sha256} the catalog records" in err and "Traceback" not in err

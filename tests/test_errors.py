@@ -13,7 +13,6 @@ import pytest
 
 from asr_transfer import cli
 from asr_transfer.fileio import write_manifest
-from asr_transfer.manifests.pipeline import BuildOptions
 from tests.conftest import CONF, REPO, read_lines
 
 
@@ -250,14 +249,6 @@ def test_layout_facts_come_from_one_place(capsys, tmp_path):
         assert "checkpoints/" not in text and "/run/v1" not in text and "spe_bpe_v" not in text, recipe
 
 
-def test_duration_defaults_agree_between_prepare_cv_and_finetune():
-    from omegaconf import OmegaConf
-
-    common = OmegaConf.load(CONF / "common.yaml").data
-    defaults = BuildOptions()
-    assert (common.min_duration, common.max_duration) == (defaults.min_duration, defaults.max_duration)
-
-
 def test_finetune_configs_hold_only_what_finetuning_reads():
     """A restored base brings its architecture: fine-tuning configs keep SpecAugment and the optimizer,
     and name an architecture file (read for scratch models) instead of holding one."""
@@ -266,8 +257,6 @@ def test_finetune_configs_hold_only_what_finetuning_reads():
     from asr_transfer.training.config import load_config
 
     for path in sorted(CONF.glob("*.yaml")):
-        if path.name == "common.yaml":
-            continue
         cfg = load_config(str(path))
         assert set(cfg.model) <= {"spec_augment", "optim"}, path.name
         if cfg.init.arch:

@@ -64,6 +64,15 @@ def test_speed_perturbation_on_a_manifest_trains_and_changes_the_audio(tmp_path,
     lengths = {int(dataset[0][1]) for _ in range(30)}
     assert len(lengths) >= 3  # 0.9x, 1.0x, 1.1x and the rates between
 
+    # The rates and the share are config keys: a rate of 0.8 always (NeMo resamples to rate x the sample
+    # rate, so the clip keeps 0.8 of its samples) makes every draw the same, 0.8 as long.
+    cfg.data.speed_perturb_params.merge_with({"prob": 1.0, "min_rate": 0.8, "max_rate": 0.8})
+    model.setup_training_data(dataset_config(model, german["train"], cfg.data, train=True))
+    slowed = {int(model._train_dl.dataset[0][1]) for _ in range(5)}
+    model.setup_validation_data(dataset_config(model, german["train"], cfg.data, train=False))
+    original = int(model._validation_dl.dataset[0][1])
+    assert len(slowed) == 1 and abs(slowed.pop() / original - 0.8) < 0.01
+
 
 def test_bucketing_on_a_manifest_trains(tmp_path, german, tiny_base):
     """The other data option documented with speed perturbation: NeMo's Lhotse buckets on a manifest."""

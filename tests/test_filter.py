@@ -120,11 +120,12 @@ def test_relative_audio_paths_still_name_their_files_from_another_folder(tmp_pat
     entry = {"audio_filepath": "clips/a.wav", "text": "a"}
     line = json.dumps(entry) + "\n"
     utterance = Utterance(line, entry, "a")
-    assert output_line(utterance, str(source), str(source)) == line  # same folder: the line as written
-    moved = json.loads(output_line(utterance, str(source), str(target)))
+    manifest, beside, out = str(source / "train.json"), str(source / "clean.json"), str(target / "clean.json")
+    assert output_line(utterance, manifest, beside) == line  # same folder: the line as written
+    moved = json.loads(output_line(utterance, manifest, out))
     assert os.path.normpath(target / moved["audio_filepath"]) == os.path.normpath(source / "clips" / "a.wav")
     absolute = {"audio_filepath": str(source / "a.wav"), "text": "a"}
-    assert output_line(Utterance("x\n", absolute, "a"), str(source), str(target)) == "x\n"
+    assert output_line(Utterance("x\n", absolute, "a"), manifest, out) == "x\n"
 
 
 def test_a_few_lines_the_model_cannot_write_pass_many_are_refused():

@@ -105,3 +105,48 @@ def test_demo_recipe_writes_results_and_plot(tmp_path, tiny_base):
     assert (out / "dev_wer.png").stat().st_size > 10_000
     assert (out / "model_de_transfer.nemo").exists()
     assert "| greedy |" in results and "| beam8 |" in results and "+lm(alpha=" in results
+
+
+def test_the_primary_metric_is_the_language_the_model_records_or_lang_gives(tmp_path, monkeypatch, capsys):
+    """One rule for evaluate (and tune-lm, filter): the language file of --lang, else of the language the
+    model records (finetune writes it into the model's config), decides WER or CER; no text heuristic."""
+    from nemo.collections.asr.models import ASRModel
+    from omegaconf import open_dict
+
+    from asr_transfer.cli import main as cli_main
+    from asr_transfer.languages import MODEL_LANGUAGE_KEY
+    from tests.test_audio_inputs import LONG, MODEL, write_speech
+
+    languages = tmp_path / "languages"
+    languages.mkdir()
+    # English judged by CER: Latin references, so no rule read from the text could pick CER
+    (languages / "xx.yaml").write_text("inherit: en\nname: Test\nmetric: cer\n", encoding="utf-8")
+    monkeypatch.setenv("ASR_TRANSFER_LANGUAGES", str(languages))
+    model = ASRModel.restore_from(MODEL, map_location="cpu")
+    with open_dict(model.cfg):
+        model.cfg[MODEL_LANGUAGE_KEY] = "xx"
+    recorded = tmp_path / "xx.nemo"
+    model.save_to(str(recorded))
+    write_speech(tmp_path / "clips" / "a.wav", LONG, 16000)
+    manifest = tmp_path / "test.json"
+    manifest.write_text(json.dumps({"audio_filepath": "clips/a.wav", "text": LONG.title() + "."}) + "\n")
+
+    summary = evaluate(str(recorded), str(manifest))  # restored by stock NeMo, the key and all
+    assert (summary["language"], summary["primary_metric"]) == ("xx", "cer")
+    assert summary["references"]["normalized_by"] == "xx" and summary["references"]["changed"] == 1
+
+    # --tolerance judges the primary metric: a value between CER and WER passes CER and fails WER
+    assert summary["cer"] < summary["wer"]
+    middle = str((summary["cer"] + summary["wer"]) / 2)
+    argv = ["evaluate", "--model", str(recorded), "--manifest", str(manifest), "--tolerance", middle]
+    assert cli_main(argv) == 0
+    assert cli_main([*argv, "--lang", "en", "--out", str(tmp_path / "en")]) == 1  # --lang wins: WER
+    given = json.loads((tmp_path / "en" / "summary.json").read_text(encoding="utf-8"))
+    assert (given["language"], given["primary_metric"]) == ("en", "wer")
+    assert (given["wer"], given["cer"]) == (summary["wer"], summary["cer"])
+
+    monkeypatch.setenv("ASR_TRANSFER_LANGUAGES", str(tmp_path / "nowhere"))
+    capsys.readouterr()
+    assert cli_main(["evaluate", "--model", str(recorded), "--manifest", str(manifest)]) == 2
+    error = capsys.readouterr().err.strip().splitlines()
+    assert len(error) == 1 and "records language 'xx'" in error[0] and "give --lang" in error[0], error

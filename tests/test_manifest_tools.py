@@ -65,3 +65,26 @@ def test_subsets_nest_and_meet_the_budget(tmp_path):
     small_paths = {e["audio_filepath"] for e in read_lines(tmp_path / "s.json")}
     large_paths = {e["audio_filepath"] for e in read_lines(tmp_path / "l.json")}
     assert small_paths < large_paths
+
+
+def test_merge_and_subset_keep_relative_paths_naming_the_same_files(tmp_path):
+    """A relative audio path is its manifest folder's; written elsewhere it is rewritten to stay so."""
+    import os
+
+    from asr_transfer.manifests.paths import audio_path
+
+    (tmp_path / "a" / "clips").mkdir(parents=True)
+    (tmp_path / "a" / "clips" / "x.wav").write_bytes(b"")
+    write_manifest(tmp_path / "a" / "train.json", [{"audio_filepath": "clips/x.wav", "duration": 1.0, "text": "x"}])
+    write_manifest(tmp_path / "b.json", [{"audio_filepath": "/abs/y.wav", "duration": 1.0, "text": "y"}])
+    merged, subset = tmp_path / "out" / "deep" / "merged.json", tmp_path / "subset.json"
+    merge_manifests([str(tmp_path / "a" / "train.json"), str(tmp_path / "b.json")], [1, 1], str(merged))
+    subset_manifest(str(tmp_path / "a" / "train.json"), 1.0, str(subset))
+    beside = tmp_path / "a" / "again.json"
+    subset_manifest(str(tmp_path / "a" / "train.json"), 1.0, str(beside))
+    clip = str(tmp_path / "a" / "clips" / "x.wav")
+    for written in (merged, subset):
+        paths = {audio_path(entry["audio_filepath"], written) for entry in read_lines(written)}
+        assert clip in paths and all(os.path.isabs(path) for path in paths)
+    assert {entry["audio_filepath"] for entry in read_lines(merged)} == {"../../a/clips/x.wav", "/abs/y.wav"}
+    assert read_lines(beside)[0]["audio_filepath"] == "clips/x.wav"  # same folder: as written

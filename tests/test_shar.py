@@ -45,7 +45,7 @@ def test_shard_accounts_for_every_row_and_lhotse_reads_it(manifest_with_faults, 
     out = tmp_path / "shards"
     summary = shard_manifest(str(manifest), str(out), ShardOptions(shards=4, world_size=2, buckets=5), jobs=2)
     assert summary["rows_in"] == good + 3 == summary["kept"] + summary["rejected"]
-    assert summary["rejected_by_reason"] == {"duplicate_path": 1, "malformed_line": 1, "missing_clip": 1}
+    assert summary["rejected_by_reason"] == {"duplicate_path": 1, "malformed_row": 1, "missing_clip": 1}
     rejects = (out / "rejects.tsv").read_text(encoding="utf-8").splitlines()
     assert len(rejects) == 1 + 3 and rejects[-1].split("\t")[1].endswith("gone.wav")
 
@@ -250,3 +250,21 @@ def test_one_device_trains_from_shards_and_the_export_names_no_shard(tmp_path, g
         member = next(m for m in archive.getmembers() if m.name.endswith("model_config.yaml"))
         config = archive.extractfile(member).read().decode("utf-8")
     assert str(tmp_path) not in config and "cuts." not in config and "recording." not in config
+
+
+def test_shards_default_to_one_audio_format_wherever_they_are_written():
+    """`shard` and `prepare-cv --shar` write shards in the one default format; clip files keep theirs, and
+    one --audio-format given names the format of both."""
+    from asr_transfer.manifests import prepare_cv
+    from asr_transfer.manifests import shard_manifest as shard_command
+    from asr_transfer.manifests.audio import DEFAULT_CLIP_FORMAT
+    from asr_transfer.manifests.options import build_options
+    from asr_transfer.manifests.shar import DEFAULT_SHARD_FORMAT, shard_options
+
+    assert (DEFAULT_SHARD_FORMAT, DEFAULT_CLIP_FORMAT) == ("flac", "wav")
+    args = shard_command.build_parser().parse_args(["m.json", "out", "--shards", "2"])
+    assert shard_options(args, 2).audio_format == DEFAULT_SHARD_FORMAT
+    args = prepare_cv.build_parser().parse_args(["cv", "out", "--lang", "de", "--shar", "2"])
+    assert (shard_options(args, 2).audio_format, build_options(args).audio_format) == ("flac", "wav")
+    args = prepare_cv.build_parser().parse_args(["cv", "out", "--lang", "de", "--shar", "2", "--audio-format", "wav"])
+    assert (shard_options(args, 2).audio_format, build_options(args).audio_format) == ("wav", "wav")

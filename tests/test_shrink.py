@@ -109,7 +109,7 @@ def test_masked_losses_ignore_padded_frames():
 
 def test_step1_lowers_the_representation_loss(tiny_teacher, german, tmp_path):
     from asr_transfer.inference.model import load_model
-    from asr_transfer.shrink.encrl import learn_representations
+    from asr_transfer.shrink.encrl import Step1Config, learn_representations
 
     teacher = load_model(tiny_teacher, "cpu")
     torch.manual_seed(0)
@@ -125,7 +125,13 @@ def test_step1_lowers_the_representation_loss(tiny_teacher, german, tmp_path):
                 + "\n"
             )
     summary = learn_representations(
-        teacher, student, str(audio), german["dev"], tmp_path, steps=30, batch_size=8, lr=3e-3, progress=False
+        teacher,
+        student,
+        str(audio),
+        german["dev"],
+        tmp_path,
+        Step1Config(steps=30, batch_size=8, lr=3e-3),
+        progress=False,
     )
     assert summary["steps"] == 30
     assert summary["dev_loss_after"] < 0.8 * summary["dev_loss_before"], summary
@@ -133,7 +139,13 @@ def test_step1_lowers_the_representation_loss(tiny_teacher, german, tmp_path):
     assert len(rows) == 30 and {"clip", "mse", "loss", "seconds"} <= set(rows[0])
     # a rerun finds the finished checkpoint and trains nothing more
     again = learn_representations(
-        teacher, student, str(audio), german["dev"], tmp_path, steps=30, batch_size=8, lr=3e-3, progress=False
+        teacher,
+        student,
+        str(audio),
+        german["dev"],
+        tmp_path,
+        Step1Config(steps=30, batch_size=8, lr=3e-3),
+        progress=False,
     )
     assert again["steps"] == 30 and again["seconds"] == summary["seconds"]
 

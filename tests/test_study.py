@@ -34,7 +34,7 @@ def tiny_study(tmp_path: Path, german: dict) -> Path:
         "base": {"nemo": str(SHIPPED_BASE)},
         "steps": 4,
         "val_every": 2,
-        "target_wer": 1.0,
+        "target": 1.0,
         "budgets": [0.5, 1.0],
         "overrides": ["data.batch_size=4"],
         "arms": {"scratch": {"init": "scratch"}, "transfer": {"init": "base"}},
@@ -93,6 +93,43 @@ def test_study_config_errors_say_what_to_fix(tmp_path):
         load_study_config(str(path))
 
 
+def test_study_config_refuses_the_old_target_wer_key_naming_target(tmp_path):
+    path = tmp_path / "old.yaml"
+    path.write_text("name: old\ntarget_wer: 0.5\narms: {scratch: {init: scratch}}\n", encoding="utf-8")
+    with pytest.raises(ConfigError, match="target_wer was renamed target .*rename the key to target"):
+        load_study_config(str(path))
+    path.write_text("name: old\narms: {scratch: {init: scratch}}\ndata: {synth: {clips: 10}}\n", encoding="utf-8")
+    with pytest.raises(ConfigError, match="rename the key to target"):
+        load_study_config(str(path), ["target_wer=0.5"])
+    assert load_study_config(str(path), ["target=0.5"]).target == 0.5
+
+
+def test_study_report_speaks_the_language_metric(tmp_path):
+    """Cantonese is judged on CER: the target, the steps to it, the budget table and the findings are CER."""
+    from asr_transfer.study.report import write_report
+
+    cfg = OmegaConf.merge(
+        OmegaConf.structured(StudyConfig),
+        {"name": "yue", "lang": "yue", "finetune_config": "tiny.yaml", "budgets": [0.5, 1.0], "target": 0.5,
+         "arms": {"scratch": {"init": "scratch"}, "transfer": {"init": "base"}},
+         "comparisons": [{"name": "transfer", "arm": "transfer", "against": "scratch"}]},
+    )  # fmt: skip
+    results = [
+        _fake_run(budget, arm, 0, wer) for budget in (0.5, 1.0) for arm, wer in (("scratch", 0.9), ("transfer", 0.6))
+    ]
+    for result in results:
+        for point in result.curve:
+            point["dev_cer"] = point["dev_wer"] / 3
+    budgets = {b: {"manifest": "unused", "hours": b / 10, "utterances": int(100 * b)} for b in (0.5, 1.0)}
+    write_report(cfg, tmp_path, results, budgets, {"wer": 0.95, "cer": 0.7}, {}, "cmd")
+    report = (tmp_path / "RESULTS.md").read_text(encoding="utf-8")
+    assert "Target dev CER for the speed columns: 0.5." in report and "| steps to dev CER 0.5 |" in report
+    assert "## Data budgets (test CER)" in report and "Steps to dev CER 0.5" in report
+    # test CER is test WER / 3 in _fake_run: transfer 0.200 against scratch 0.300, the base's CER 0.700.
+    assert "test CER 50%: 0.200 vs 0.300; 100%: 0.200 vs 0.300." in report
+    assert "(test CER 0.700): fine-tuning beats it in 2 of 2" in report
+
+
 def test_study_config_paths_are_relative_to_the_file(tmp_path):
     """recipes/study/run.sh works from any directory: input paths in a study file are the file's."""
     cfg = load_study_config(str(REPO / "recipes" / "study" / "conf" / "de_synthetic.yaml"))
@@ -130,7 +167,7 @@ def test_report_gives_mean_and_spread_over_seeds(tmp_path):
 
     cfg = OmegaConf.merge(
         OmegaConf.structured(StudyConfig),
-        {"name": "seeds", "seeds": [0, 1], "finetune_config": "tiny.yaml", "budgets": [0.5, 1.0], "target_wer": 0.9,
+        {"name": "seeds", "seeds": [0, 1], "finetune_config": "tiny.yaml", "budgets": [0.5, 1.0], "target": 0.9,
          "arms": {"scratch": {"init": "scratch"}, "transfer": {"init": "base"}}},
     )  # fmt: skip
     wers = {("scratch", 0): 0.8, ("scratch", 1): 0.9, ("transfer", 0): 0.4, ("transfer", 1): 0.6}

@@ -11,6 +11,7 @@ import pytest
 import torch
 from omegaconf import OmegaConf
 
+from asr_transfer import cli
 from asr_transfer.analysis.report import read_points
 from asr_transfer.fileio import read_manifest, write_manifest
 from asr_transfer.layout import best_nemo
@@ -39,10 +40,48 @@ def run_cfg(config: str, tmp_path, german, *overrides):
 
 
 def test_overrides_follow_hydra_rules(tmp_path):
-    cfg = load_config(str(CONF / "tiny_quartznet_char.yaml"), ["trainer.max_steps=7", "+extra.flag=true", "~seed"])
-    assert cfg.trainer.max_steps == 7 and cfg.extra.flag is True and "seed" not in cfg
-    with pytest.raises(ConfigError, match=r"write \+trainer.nope=1"):
-        load_config(str(CONF / "tiny_quartznet_char.yaml"), ["trainer.nope=1"])
+    cfg = load_config(
+        str(CONF / "tiny_quartznet_char.yaml"),
+        [
+            "trainer.max_steps=7",
+            "+trainer.accumulate_grad_batches=2",
+            "+model.optim.amsgrad=true",
+            "~model.optim.sched",
+        ],
+    )
+    assert cfg.trainer.max_steps == 7 and cfg.trainer.accumulate_grad_batches == 2 and cfg.model.optim.amsgrad
+    assert "sched" not in cfg.model.optim
+    with pytest.raises(ConfigError, match=r"write \+trainer.accumulate_grad_batches=2"):
+        load_config(str(CONF / "tiny_quartznet_char.yaml"), ["trainer.accumulate_grad_batches=2"])
+    with pytest.raises(ConfigError, match="nearest valid key: trainer.max_steps"):
+        load_config(str(CONF / "tiny_quartznet_char.yaml"), ["+trainer.max_stepz=2"])
+    with pytest.raises(ConfigError, match="could not be converted to Integer"):
+        load_config(str(CONF / "tiny_quartznet_char.yaml"), ["data.batch_size=many"])
+
+
+@pytest.mark.parametrize(
+    "yaml_text, named",
+    [
+        (
+            "data:\n  batch_sizee: 8\n",
+            "data.batch_sizee is not a key of the config; nearest valid key: data.batch_size",
+        ),
+        ("freeze:\n  encoder_block: 2\n", "nearest valid key: freeze.encoder_blocks"),
+        (
+            "exp_manager:\n  checkpoint_callback_params:\n    monitr: val_cer\n",
+            "nearest valid key: exp_manager.checkpoint_callback_params.monitor",
+        ),
+        ("trainer:\n  max_step: 5\n", "nearest valid key: trainer.max_steps"),
+        ("vocabulary:\n  kind: bpe\n", "nearest valid key: vocab"),
+    ],
+)
+def test_a_misspelt_key_in_a_config_file_is_one_error_line(tmp_path, capsys, yaml_text, named):
+    config = tmp_path / "mine.yaml"
+    config.write_text("inherit: " + str(CONF / "tiny_quartznet_char.yaml") + "\n" + yaml_text, encoding="utf-8")
+    code = cli.main(["finetune", "--config", str(config), "--print", "run-dir"])
+    err = [line for line in capsys.readouterr().err.splitlines() if line.strip()]
+    assert code == 2 and len(err) == 1 and err[0].startswith("error: "), err
+    assert named in err[0] and str(config) in err[0]
 
 
 def test_keep_shared_tokens_carries_rows_and_blank(tmp_path, german, tiny_base):

@@ -36,7 +36,7 @@ from pathlib import Path
 
 from benchlib import REPO, synthetic_release, tree_rss_bytes
 
-from asr_transfer.manifests.audio import decode_mono
+from asr_transfer.manifests.audio import TARGET_RATE, decode_mono
 from asr_transfer.manifests.common_voice import clip_file_name, read_clip_tsv
 
 
@@ -86,9 +86,10 @@ def classic_conversion(clips: list[Path], out: Path, jobs: int) -> float:
     def convert(clip: Path) -> None:
         target = out / f"{clip.stem}.wav"
         if tool.endswith("sox"):
-            command = [tool, str(clip), "-r", "16000", "-c", "1", "-b", "16", str(target)]
+            command = [tool, str(clip), "-r", str(TARGET_RATE), "-c", "1", "-b", "16", str(target)]
         else:
-            command = [tool, "-y", "-loglevel", "error", "-i", str(clip), "-ar", "16000", "-ac", "1", str(target)]
+            rate = str(TARGET_RATE)
+            command = [tool, "-y", "-loglevel", "error", "-i", str(clip), "-ar", rate, "-ac", "1", str(target)]
         subprocess.run(command, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
     started = time.perf_counter()

@@ -33,7 +33,8 @@ import torch
 from benchlib import REPO, synthetic_release, tree_pss_bytes
 from omegaconf import OmegaConf, open_dict
 
-from asr_transfer.layout import vocab_dir
+from asr_transfer.layout import summary_path, vocab_dir
+from asr_transfer.manifests.audio import model_sample_rate
 from asr_transfer.manifests.pipeline import BuildOptions
 from asr_transfer.manifests.prepare_cv import prepare_common_voice
 from asr_transfer.manifests.shar import ShardOptions
@@ -54,10 +55,10 @@ def prepared_data(work: Path, clips: int) -> dict:
     """WAV manifests, Shar shards and vocabularies of the synthetic release (each made once)."""
     locale = synthetic_release(work, clips)
     data = work / f"prepared_de_{clips}"
-    if not (data / "summary.json").is_file():
+    if not summary_path(data).is_file():
         prepare_common_voice(str(locale.parent.parent), str(data), "de", BuildOptions(progress=False))
     shards = work / f"shar_de_{clips}"
-    if not (shards / "summary.json").is_file():
+    if not summary_path(shards).is_file():
         shard_manifest(str(data / "train.json"), str(shards), ShardOptions(shards=4), jobs=os.cpu_count() or 1)
     tokenizers = work / "tokenizers"
     char, bpe = vocab_dir(tokenizers, "de", "char"), vocab_dir(tokenizers, "de", "bpe", 128)
@@ -166,7 +167,7 @@ def measure_training(model, batches, steps: int, dtype, device: torch.device, sa
 
 def bench_model(name: str, data: dict, args, device: torch.device) -> dict:
     model, cfg = make_model(name, data, device)
-    sample_rate = int(model.cfg.get("sample_rate", 16000))
+    sample_rate = model_sample_rate(model)
     recipe_workers = int(cfg.data.num_workers)
     result: dict = {"model": name, "parameters": sum(p.numel() for p in model.parameters()), "loader": {}}
     result["batch_size"] = int(cfg.data.batch_size)

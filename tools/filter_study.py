@@ -69,6 +69,8 @@ def train_args(name: str, manifest: Path, args, data: Path, vocab: str) -> list[
 
 def train_and_test(name: str, manifest: Path, args, data: Path, vocab: str) -> dict:
     """Fine-tune the base on ``manifest``; the best model by dev WER and its test result."""
+    from asr_transfer.layout import summary_path
+
     finetune = train_args(name, manifest, args, data, vocab)
     run = cli("finetune", *finetune, "--print", "run-dir")
     started = time.time()
@@ -78,7 +80,7 @@ def train_and_test(name: str, manifest: Path, args, data: Path, vocab: str) -> d
     best = cli("export", "--print-best", run)
     out = args.work / f"eval_test_{name}"
     cli("evaluate", "--model", best, "--manifest", str(data / "test.json"), "--lang", "de", "--out", str(out))
-    summary = json.loads((out / "summary.json").read_text(encoding="utf-8"))
+    summary = json.loads(summary_path(out).read_text(encoding="utf-8"))
     log(f"{name}: test WER {summary['wer']:.4f} CER {summary['cer']:.4f}")
     return {"model": best, "train_seconds": round(seconds, 1), "test_wer": summary["wer"], "test_cer": summary["cer"]}
 
@@ -255,9 +257,10 @@ def main(argv: list[str] | None = None) -> int:
 
     from asr_transfer.fileio import read_manifest
     from asr_transfer.inference.filter import filter_manifest
+    from asr_transfer.layout import summary_path
 
     corpus, data = args.work / "cv", args.work / "data"
-    if not (data / "summary.json").is_file():
+    if not summary_path(data).is_file():
         log(f"synth-cv and prepare-cv: {args.clips} clips -> {data}")
         cli("synth-cv", str(corpus), "--lang", "de", "--clips", str(args.clips), "--seed", str(args.seed),
             "--jobs", str(args.jobs))  # fmt: skip

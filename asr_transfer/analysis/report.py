@@ -1,72 +1,36 @@
 """Reports of finished runs: dev WER curves as PNG, and RESULTS.md tables.
 
-In: run folders (their ``curves/metrics.csv``) and evaluation summaries (``summary.json``). Out: a PNG of dev
-WER against training steps, one line per run, and Markdown on stdout.
+In: run folders (their ``curves/metrics.csv``) and evaluation summaries (``summary.json``), read and plotted
+with ``asr_transfer.curves``; folder names from ``asr_transfer.layout``. Out: a PNG of dev WER against
+training steps, one line per run, and Markdown on stdout.
 
 ``asr-transfer report curves OUT.png LABEL=RUN_DIR ...``
 ``asr-transfer report demo DEMO_DIR --transfer RUN --scratch RUN`` (transfer against scratch, make demo)
 ``asr-transfer report domain OUT_DIR`` (before/after on the new and original domain)
+``asr-transfer report demo|domain DIR --print WHAT``: the path of an evaluation folder (``eval-transfer``,
+``eval-before-new``, ...) or the demo's plot, from ``asr_transfer.layout``, for the recipes to use.
 ``asr-transfer report languages --out DIR STUDY_DIR ...`` (per-language table, asr_transfer/study/languages.py)
 """
 
 from __future__ import annotations
 
 import argparse
-import csv
-import json
 import os
 
-from asr_transfer.errors import InputError
-from asr_transfer.layout import metrics_path
-from asr_transfer.plotting import saved_figure
+from asr_transfer import layout
+from asr_transfer.curves import Line, Panel, load_summary, plot_curves, read_points, values
+from asr_transfer.errors import InputError, UserError
+
+__all__ = ["decoding_table", "demo_report", "domain_report", "load_summary", "main", "plot_runs", "read_points"]
 
 
-def read_points(run_dir: str | os.PathLike) -> list[dict]:
-    """The validations of a run: ``{step, seconds, dev_wer, dev_cer}`` each, in order (dev_cer None in
-    curves written before it was logged)."""
-    path = metrics_path(run_dir)
-    if not path.is_file():
-        raise InputError(
-            f"{run_dir} holds no {path.relative_to(run_dir)}; give a run folder that validated at least once"
-        )
-    points = []
-    with open(path, encoding="utf-8") as handle:
-        for row in csv.DictReader(handle):
-            if row["val_wer"]:
-                points.append(
-                    {
-                        "step": int(float(row["step"])),
-                        "seconds": float(row["seconds"]),
-                        "dev_wer": float(row["val_wer"]),
-                        "dev_cer": float(row["val_cer"]) if row.get("val_cer") else None,
-                    }
-                )
-    return points
-
-
-def read_curve(run_dir: str) -> tuple[list[int], list[float]]:
-    points = read_points(run_dir)
-    return [point["step"] for point in points], [point["dev_wer"] for point in points]
-
-
-def plot_curves(runs: dict[str, str], out_png: str, title: str = "dev WER during training") -> None:
-    with saved_figure(out_png, figsize=(7, 4.2)) as (_, axes):
-        for label, run_dir in runs.items():
-            steps, wers = read_curve(run_dir)
-            axes.plot(steps, wers, marker="o", markersize=3, label=label)
-        axes.set_xlabel("training step")
-        axes.set_ylabel("dev WER")
-        axes.set_ylim(bottom=0)
-        axes.grid(alpha=0.3)
-        axes.set_title(title)
-        axes.legend()
-
-
-def load_summary(path: str) -> dict | None:
-    if not os.path.isfile(path):
-        return None
-    with open(path, encoding="utf-8") as handle:
-        return json.load(handle)
+def plot_runs(runs: dict[str, str], out_png: str | os.PathLike, title: str = "dev WER during training") -> None:
+    """Dev WER against steps of several run folders (label -> folder), one line each, in one PNG."""
+    lines = []
+    for label, run_dir in runs.items():
+        found = values(read_points(run_dir), "wer")
+        lines.append(Line(label, [step for step, _ in found], [wer for _, wer in found], markersize=3))
+    plot_curves(out_png, [Panel(lines, title=title)], panel_size=(7, 4.2))
 
 
 def _rate(summary: dict | None, key: str) -> str:
@@ -74,10 +38,11 @@ def _rate(summary: dict | None, key: str) -> str:
 
 
 def demo_report(demo_dir: str, transfer_run: str, scratch_run: str) -> str:
-    """RESULTS.md of the demo; the test summaries are ``DEMO_DIR/eval_{transfer,scratch}/summary.json``."""
+    """RESULTS.md of the demo, and its plot (``layout.demo_plot``); the test summaries are those of
+    ``layout.eval_dir(DEMO_DIR, "transfer" | "scratch")``."""
     arms = {"transfer": ("transfer from English", transfer_run), "scratch": ("from scratch", scratch_run)}
-    png = os.path.join(demo_dir, "dev_wer.png")
-    plot_curves(dict(arms.values()), png, "German (synthetic Common Voice): dev WER, same step budget")
+    png = layout.demo_plot(demo_dir)
+    plot_runs(dict(arms.values()), png, "German (synthetic Common Voice): dev WER, same step budget")
     lines = [
         "# Demo: English base -> German, against training from scratch",
         "",
@@ -87,23 +52,23 @@ def demo_report(demo_dir: str, transfer_run: str, scratch_run: str) -> str:
         "|---|---|---|---|---|",
     ]
     for arm, (label, run_dir) in arms.items():
-        test = load_summary(os.path.join(demo_dir, f"eval_{arm}", "summary.json"))
-        _, wers = read_curve(run_dir)
+        test = load_summary(layout.summary_path(layout.eval_dir(demo_dir, arm)))
+        wers = [wer for _, wer in values(read_points(run_dir), "wer")]
         lines.append(
             f"| {label} | {_rate(test, 'wer')} | {_rate(test, 'cer')} | {wers[-1]:.3f} | {min(wers):.3f} |"
             if wers
             else f"| {label} | - | - | - | - |"
         )
-    lines += ["", f"![dev WER against steps]({os.path.basename(png)})", ""]
+    lines += ["", f"![dev WER against steps]({png.name})", ""]
     lines += decoding_table(demo_dir)
     return "\n".join(lines)
 
 
 def decoding_table(demo_dir: str) -> list[str]:
     """The transferred model's test WER by decoding: greedy, beam, beam with the LM tuned on dev."""
-    rows = [(name, load_summary(os.path.join(demo_dir, name, "summary.json"))) for name in
-            ("eval_transfer", "eval_transfer_beam", "eval_transfer_lm")]  # fmt: skip
-    rows = [(name, summary) for name, summary in rows if summary]
+    rows = [load_summary(layout.summary_path(layout.eval_dir(demo_dir, name))) for name in
+            ("transfer", "transfer_beam", "transfer_lm")]  # fmt: skip
+    rows = [summary for summary in rows if summary]
     if len(rows) < 2:
         return []
     lines = [
@@ -116,7 +81,7 @@ def decoding_table(demo_dir: str) -> list[str]:
         "| decoding | test WER | test CER | utterances/s |",
         "|---|---|---|---|",
     ]
-    for _, summary in rows:
+    for summary in rows:
         speed = summary.get("utterances_per_second")
         lines.append(
             f"| {summary['decoding']} | {_rate(summary, 'wer')} | {_rate(summary, 'cer')} | "
@@ -133,8 +98,8 @@ def domain_report(out_dir: str) -> str:
         "|---|---|---|---|",
     ]
     for name, label in (("new", "new domain"), ("original", "original domain (forgetting)")):
-        before = load_summary(os.path.join(out_dir, f"eval_before_{name}", "summary.json"))
-        after = load_summary(os.path.join(out_dir, f"eval_after_{name}", "summary.json"))
+        before = load_summary(layout.summary_path(layout.eval_dir(out_dir, f"before_{name}")))
+        after = load_summary(layout.summary_path(layout.eval_dir(out_dir, f"after_{name}")))
         if before and after:
             change = after["wer"] - before["wer"]
             lines.append(f"| {label} | {before['wer']:.3f} | {after['wer']:.3f} | {change:+.3f} |")
@@ -143,6 +108,31 @@ def domain_report(out_dir: str) -> str:
             f"{out_dir} holds no eval_before_new/ and eval_after_new/ summaries; run the domain recipe's stages 1 and 4"
         )
     return "\n".join(lines) + "\n"
+
+
+def _print_option(parser, recipe: str) -> None:
+    names = ", ".join(layout.recipe_paths(".", recipe))
+    parser.add_argument(
+        "--print",
+        metavar="WHAT",
+        dest="print_what",
+        help=f"print the path of WHAT in the output folder and exit ({names}): the recipe asks for its "
+        "folder names instead of spelling them",
+    )
+
+
+def printable(folder: str, recipe: str, what: str) -> str:
+    """The path ``report demo|domain DIR --print WHAT`` prints (``layout.recipe_paths``)."""
+    paths = layout.recipe_paths(folder, recipe)
+    if what not in paths:
+        raise UserError(f"--print {what}: not a name of the {recipe} recipe's outputs; use one of {', '.join(paths)}")
+    return str(paths[what])
+
+
+def _runs(pairs: list[str]) -> dict[str, str]:
+    if any("=" not in pair for pair in pairs):
+        raise UserError(f"runs {pairs}: give each as LABEL=RUN_DIR, for example transfer=exp/de/transfer/v1")
+    return dict(pair.split("=", 1) for pair in pairs)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -157,19 +147,25 @@ def main(argv: list[str] | None = None) -> int:
     curves.add_argument("runs", nargs="+", help="LABEL=RUN_DIR, one per line of the plot")
     demo = commands.add_parser("demo", help="transfer against scratch: RESULTS.md on stdout, DEMO_DIR/dev_wer.png")
     demo.add_argument("dir", help="the demo's output folder, holding eval_transfer/ and eval_scratch/")
-    demo.add_argument("--transfer", required=True, help="run folder of the transferred model")
-    demo.add_argument("--scratch", required=True, help="run folder of the model trained from scratch")
+    demo.add_argument("--transfer", help="run folder of the transferred model (required unless --print)")
+    demo.add_argument("--scratch", help="run folder of the model trained from scratch (required unless --print)")
+    _print_option(demo, "demo")
     domain = commands.add_parser("domain", help="before/after WER on the new and the original domain")
     domain.add_argument("dir", help="the domain recipe's output folder, holding eval_{before,after}_{new,original}/")
+    _print_option(domain, "domain")
     from asr_transfer.study import languages
 
     languages.add_parser(commands)
     args = parser.parse_args(argv)
-    if args.command == "languages":
+    if getattr(args, "print_what", None):
+        print(printable(args.dir, args.command, args.print_what))
+    elif args.command == "languages":
         languages.run(args)
     elif args.command == "curves":
-        plot_curves(dict(run.split("=", 1) for run in args.runs), args.png)
+        plot_runs(_runs(args.runs), args.png)
     elif args.command == "demo":
+        if not (args.transfer and args.scratch):
+            raise UserError("report demo needs --transfer RUN and --scratch RUN, the two arms' run folders")
         print(demo_report(args.dir, args.transfer, args.scratch))
     else:
         print(domain_report(args.dir))

@@ -1,26 +1,24 @@
 """Padded waveform batches straight from a NeMo manifest, for loops that call a model's modules directly
 (``shrink`` step 1, ``tune-lm``) instead of NeMo's dataloaders.
 
-In: a manifest (``audio_filepath``; relative paths are the manifest's; text is not read) and the sample rate.
+In: a manifest (``audio_filepath``; relative paths are the manifest folder's, :mod:`asr_transfer.manifests.paths`;
+text is not read) and the sample rate (Hz).
 Out: mono waveforms read and resampled by NeMo's ``AudioSegment`` as its dataset loaders read them (a
 multi-channel file averaged to one channel first), and (B x T signal, lengths) batches.
 """
 
 from __future__ import annotations
 
-import os
-
 import torch
 from torch.utils.data import Dataset
 
 from asr_transfer.fileio import read_manifest
-from asr_transfer.manifests.checks import audio_path
+from asr_transfer.manifests.paths import audio_path
 
 
 class AudioManifest(Dataset):
     def __init__(self, manifest: str, sample_rate: int):
-        base = os.path.dirname(os.path.abspath(manifest))
-        self.paths = [audio_path(entry["audio_filepath"], base) for entry in read_manifest(manifest)]
+        self.paths = [audio_path(entry["audio_filepath"], manifest) for entry in read_manifest(manifest)]
         self.sample_rate = sample_rate
 
     def __len__(self) -> int:

@@ -1,18 +1,24 @@
-"""``asr-transfer export --run exp/<recipe>/<run>/<version> --out model.nemo``: a stand-alone model.
+"""``asr-transfer export --run exp/<recipe>/<run>/<version> --out model.nemo [--onnx DIR] [--average N]``.
 
 In: a fine-tuning run folder (its best model, :func:`asr_transfer.layout.best_nemo`) or a ``.nemo``
 file. Out: a ``.nemo`` that stock NeMo loads with ``ASRModel.restore_from`` and transcribes with,
 without this package: the training data paths (local to the machine that trained) are cleared.
+``--onnx DIR`` also writes ``DIR/model.onnx`` and ``DIR/tokens.txt`` for ONNX Runtime and sherpa-onnx
+(:mod:`asr_transfer.inference.onnx`). ``--average N`` exports the mean weights of the run's N best
+checkpoints by its monitored metric (``--average-from last``: the N last) instead of its best model
+(:mod:`asr_transfer.training.average`).
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import sys
 from pathlib import Path
 
 from omegaconf import open_dict
 
+from asr_transfer.errors import UserError
 from asr_transfer.fileio import atomic_path
 from asr_transfer.layout import best_nemo
 from asr_transfer.nemofile import check_nemo_file
@@ -51,25 +57,75 @@ def save_portable(model, out: str | os.PathLike) -> Path:
     return Path(out)
 
 
-def export(run: str, out: str) -> Path:
-    source = best_nemo(run)
-    check_nemo_file(source, "--run")
+def export(
+    run: str,
+    out: str | None = None,
+    onnx_dir: str | None = None,
+    average: int | None = None,
+    average_from: str = "best",
+) -> str:
+    """Write the run's best model (or the mean of ``average`` checkpoints) to ``out`` (.nemo) and/or
+    ``onnx_dir``; returns a line saying what was exported. Raises UserError for a bad run or count."""
     from asr_transfer.nemofile import restore_model
 
-    save_portable(restore_model(source, "--run", map_location="cpu"), out)
-    return source
+    if average:
+        from asr_transfer.training.average import averaged_model
+
+        if Path(run).is_file():
+            raise UserError(f"--average needs a run folder with checkpoints, not the file {run}; give --run RUN_DIR")
+        model, chosen = averaged_model(run, average, average_from)
+        scores = [f" {c.monitor}={c.score:.4f}" if c.score is not None else "" for c in chosen]
+        listed = ", ".join(f"step {c.step}{score}" for c, score in zip(chosen, scores, strict=True))
+        source = f"mean of {len(chosen)} checkpoints of {run} ({listed})"
+    else:
+        best = best_nemo(run)
+        check_nemo_file(best, "--run")
+        model = restore_model(best, "--run", map_location="cpu")
+        source = str(best)
+    written = []
+    if out:
+        save_portable(model, out)  # before the ONNX export, which turns the model's convolution masks off
+        written.append(str(out))
+    if onnx_dir:
+        from asr_transfer.inference.onnx import MODEL_FILE, TOKENS_FILE, export_onnx
+
+        report = export_onnx(model, onnx_dir, comment=f"asr-transfer export of {source}")
+        written.append(f"{Path(onnx_dir) / MODEL_FILE} + {TOKENS_FILE}")
+        for problem in report["sherpa_frontend_problems"]:
+            print(f"warning: sherpa-onnx computes other features than this model's {problem}", file=sys.stderr)
+    return f"exported {source} -> {' and '.join(written)}"
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="asr-transfer export",
         description="Write a run's best model as a stand-alone .nemo that stock NeMo restores and transcribes with, "
-        "without this package; the training data paths of the machine that trained it are cleared.",
+        "without this package; the training data paths of the machine that trained it are cleared. "
+        "Optionally also as ONNX for ONNX Runtime and sherpa-onnx, and/or averaged over checkpoints.",
         epilog="The best model of a run folder exp_dir/name/version is checkpoints/<name>.nemo, which NeMo "
-        "rewrites from each new best checkpoint. Recipes ask for it with --print-best.",
+        "rewrites from each new best checkpoint. Recipes ask for it with --print-best. Averaging N checkpoints "
+        "needs the run trained with exp_manager.checkpoint_callback_params.save_top_k >= N.",
     )
     parser.add_argument("--run", help="a run folder (exp_dir/name/version) or a .nemo file")
     parser.add_argument("--out", help="the .nemo to write")
+    parser.add_argument(
+        "--onnx",
+        metavar="DIR",
+        help="also write DIR/model.onnx (NeMo's exporter, sherpa-onnx's metadata) and DIR/tokens.txt",
+    )
+    parser.add_argument(
+        "--average",
+        type=int,
+        metavar="N",
+        help="export the mean weights of N checkpoints of the run (icefall's --avg) instead of its best model",
+    )
+    parser.add_argument(
+        "--average-from",
+        choices=("best", "last"),
+        default="best",
+        help="which N checkpoints: best by the run's monitored metric (the language's primary metric; default) "
+        "or the last N by step",
+    )
     parser.add_argument("--print-best", metavar="RUN", help="print the best .nemo of this run folder and exit")
     return parser
 
@@ -80,8 +136,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.print_best:
         print(best_nemo(args.print_best))
         return 0
-    if not (args.run and args.out):
-        parser.error("give --run RUN and --out MODEL.nemo (or --print-best RUN)")
-    source = export(args.run, args.out)
-    print(f"exported {source} -> {args.out}")
+    if not (args.run and (args.out or args.onnx)):
+        parser.error("give --run RUN and --out MODEL.nemo and/or --onnx DIR (or --print-best RUN)")
+    print(export(args.run, args.out, args.onnx, args.average, args.average_from))
     return 0

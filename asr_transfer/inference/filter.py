@@ -4,8 +4,8 @@ under a pretrained model is above 65 %).
 
 In: a ``.nemo`` model that reads the manifest's language (a base fine-tuned on it, or the recipe's stage-3
 model), a NeMo manifest (``audio_filepath`` and ``text`` on every line), ``--max-cer`` and the language
-file that normalizes the references (``--lang``, as ``evaluate`` does). Every utterance is transcribed
-(greedy, batched) and its CER computed against its normalized reference.
+file that normalizes the references (``--lang``, else the one the model records, as ``evaluate`` does).
+Every utterance is transcribed (greedy, batched) and its CER computed against its normalized reference.
 Out: ``OUT`` holds the utterances with CER <= max-cer, their input lines unchanged and in order (a relative
 audio path is rewritten only when OUT lies in another folder than the manifest, so it still names the same
 file); ``OUT.rejects.tsv`` every other line (audio_filepath, cer, reference, hypothesis, reason: the CER is
@@ -30,9 +30,16 @@ import jiwer
 
 from asr_transfer.errors import UserError
 from asr_transfer.fileio import atomic_open_all, manifest_line, parse_manifest_line, write_json
-from asr_transfer.inference.evaluate import add_lang_argument, describe_references, scoring_references
+from asr_transfer.inference.evaluate import (
+    add_lang_argument,
+    describe_references,
+    scoring_language,
+    scoring_references,
+)
 from asr_transfer.languages import text_rules
-from asr_transfer.manifests.checks import audio_path, require_manifest
+from asr_transfer.layout import rejects_beside, summary_beside
+from asr_transfer.manifests.checks import EVALUATION_FIELDS, require_manifest
+from asr_transfer.manifests.paths import audio_path, rebased_path
 from asr_transfer.nemofile import check_nemo_file
 
 DEFAULT_MAX_CER = 0.65  # NeMo Speech Data Processor's Common Voice threshold
@@ -40,17 +47,12 @@ DEFAULT_MAX_CER = 0.65  # NeMo Speech Data Processor's Common Voice threshold
 UNWRITABLE_SHARE = 0.01
 QUANTILES = (0.1, 0.25, 0.5, 0.75, 0.9, 0.95, 0.99)
 CHUNK = 256  # utterances per transcription call, so the progress bar moves on a large manifest
-FIELDS = ("audio_filepath", "text")
 REJECT_COLUMNS = ("audio_filepath", "cer", "reference", "hypothesis", "reason")
 CER_TOO_HIGH = "cer_above_max"
 
 
-def rejects_path(out: str) -> str:
-    return f"{out}.rejects.tsv"
-
-
-def summary_path(out: str) -> str:
-    return f"{out}.summary.json"
+rejects_path = rejects_beside  # OUT.rejects.tsv
+summary_path = summary_beside  # OUT.summary.json
 
 
 @dataclass
@@ -85,7 +87,7 @@ def read_utterances(manifest: str, lang: str | None) -> tuple[list[Utterance], d
         for number, line in enumerate(handle, start=1):
             if line.strip():
                 lines.append((line if line.endswith("\n") else line + "\n", f"{manifest}:{number}"))
-    entries = [parse_manifest_line(line, where, FIELDS) for line, where in lines]
+    entries = [parse_manifest_line(line, where, EVALUATION_FIELDS) for line, where in lines]
     references, report = scoring_references([str(entry["text"]) for entry in entries], lang)
     utterances = [
         Utterance(line, entry, reference)
@@ -137,13 +139,13 @@ def require_writable(model, references: list[str], model_path: str, manifest: st
     return lines
 
 
-def output_line(utterance: Utterance, manifest_dir: str, out_dir: str) -> str:
-    """The input line, or, when OUT lies elsewhere and the audio path is relative, the line with a path
-    relative to OUT's folder: relative paths are read from the manifest's own folder."""
+def output_line(utterance: Utterance, manifest: str, out: str) -> str:
+    """The input line, or, when OUT lies elsewhere and the audio path is relative, the line with the path
+    that names the same file from OUT's folder (:func:`asr_transfer.manifests.paths.rebased_path`)."""
     path = utterance.entry["audio_filepath"]
-    if manifest_dir == out_dir or os.path.isabs(path):
+    moved = rebased_path(path, manifest, out)
+    if moved == path:
         return utterance.line
-    moved = os.path.relpath(audio_path(path, manifest_dir), out_dir)
     return manifest_line({**utterance.entry, "audio_filepath": moved})
 
 
@@ -174,7 +176,8 @@ def filter_manifest(
         check_nemo_file(model_path, "--model")  # a mistyped model fails before the manifest is read
     if os.path.realpath(out) == os.path.realpath(manifest):
         raise UserError(f"--out {out} is the input manifest; write the kept lines to another file")
-    require_manifest(manifest, FIELDS, audio="open", role="manifest to filter")
+    require_manifest(manifest, EVALUATION_FIELDS, audio="open", role="manifest to filter")
+    lang = scoring_language(lang, model_path, model)
     utterances, reference_report = read_utterances(manifest, lang)
     scored = [utterance for utterance in utterances if utterance.reference is not None]
     if not scored:
@@ -190,11 +193,10 @@ def filter_manifest(
     model = model or load_model(model_path)
     unwritable = require_writable(model, [utterance.reference for utterance in scored], model_path, manifest)
     set_decoding(model, "greedy", model_path=model_path)
-    manifest_dir = os.path.dirname(os.path.abspath(manifest))
     with tqdm(total=len(scored), desc="filter", unit="utt", disable=not progress) as bar:
         for start in range(0, len(scored), CHUNK):
             chunk = scored[start : start + CHUNK]
-            paths = [audio_path(utterance.entry["audio_filepath"], manifest_dir) for utterance in chunk]
+            paths = [audio_path(utterance.entry["audio_filepath"], manifest) for utterance in chunk]
             for utterance, hypothesis in zip(chunk, transcribe_paths(model, paths, batch_size), strict=True):
                 utterance.hypothesis = hypothesis
                 utterance.cer = jiwer.cer(utterance.reference, hypothesis)
@@ -209,13 +211,12 @@ def filter_manifest(
             f"median {cer_quantiles(cers)['p50']:.3f}): the model does not read this data yet; train it longer "
             f"on it, or give a --max-cer above the CER of the lines you would keep"
         )
-    out_dir = os.path.dirname(os.path.abspath(out))
     with atomic_open_all([out, rejects_path(out)]) as (kept_file, rejects_file):
         rejects = csv.writer(rejects_file, delimiter="\t", lineterminator="\n")
         rejects.writerow(REJECT_COLUMNS)
         for utterance, keep in zip(utterances, kept, strict=True):
             if keep:
-                kept_file.write(output_line(utterance, manifest_dir, out_dir))
+                kept_file.write(output_line(utterance, manifest, out))
                 continue
             reason = CER_TOO_HIGH if utterance.cer is not None else f"reference_{utterance.skipped_because}"
             rejects.writerow(

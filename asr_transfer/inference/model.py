@@ -200,12 +200,12 @@ def transcribe_paths(model, paths: list[str], batch_size: int = 8) -> list[str]:
     NeMo reads a mono file itself and resamples it as its dataset loaders do in training, so evaluation
     matches validation. A file of several channels it would hand on as several signals (a traceback), so
     such a file is downmixed and resampled to the model's rate here and passed as samples."""
-    from asr_transfer.manifests.audio import channel_count, decode_mono
+    from asr_transfer.manifests.audio import channel_count, decode_mono, model_sample_rate
 
     channels = [channel_count(path) for path in paths]
     mono = [index for index, count in enumerate(channels) if count == 1]
     several = [index for index, count in enumerate(channels) if count > 1]
-    rate = int(model.cfg.get("sample_rate", 16000))
+    rate = model_sample_rate(model)
 
     def groups():  # lazily, so that one chunk of decoded audio is held at a time
         yield mono, [paths[index] for index in mono]

@@ -1,7 +1,9 @@
 """``asr-transfer transcribe --model M.nemo FILES... | --manifest M``: transcripts of audio.
 
 In: a ``.nemo`` model and audio files or a manifest. Out: ``path<TAB>transcript`` lines on stdout, or
-with ``--out F`` a NeMo manifest whose ``pred_text`` holds the transcript.
+with ``--out F`` a NeMo manifest whose ``pred_text`` holds the transcript. A manifest's relative audio
+paths are its folder's (:mod:`asr_transfer.manifests.paths`); with ``--out`` in another folder they are
+rewritten so that they name the same files.
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ import os
 
 from asr_transfer.errors import InputError
 from asr_transfer.fileio import read_manifest, write_manifest
+from asr_transfer.inference.boost import add_boost_arguments, apply_boost, beam_for_boost, boost_from_args
 from asr_transfer.inference.model import (
     add_decoding_arguments,
     decoding_from_args,
@@ -18,7 +21,8 @@ from asr_transfer.inference.model import (
     set_decoding,
     transcribe_paths,
 )
-from asr_transfer.manifests.checks import audio_path, audio_problem, require_manifest
+from asr_transfer.manifests.checks import AUDIO_FIELDS, audio_problem, require_manifest
+from asr_transfer.manifests.paths import audio_path, rebased_entry
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -38,6 +42,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--manifest", help="transcribe the audio of this NeMo manifest instead of FILES")
     parser.add_argument("--out", help="write a manifest (the input lines plus pred_text) here instead of printing")
     add_decoding_arguments(parser)
+    add_boost_arguments(parser)
     parser.add_argument("--batch-size", type=int, default=8, help="utterances decoded together (default 8)")
     return parser
 
@@ -46,11 +51,11 @@ def audio_entries(args: argparse.Namespace) -> tuple[list[dict], list[str]]:
     """The utterances to transcribe and where their audio is (a manifest's relative paths are its
     folder's), each file checked to open before the model is loaded."""
     if args.manifest:
-        require_manifest(args.manifest, ("audio_filepath",), audio="open", role="manifest")
-        entries = list(read_manifest(args.manifest, ("audio_filepath",)))
-        manifest_dir = os.path.dirname(os.path.abspath(args.manifest))
-        return entries, [audio_path(entry["audio_filepath"], manifest_dir) for entry in entries]
-    problems = [(path, audio_problem(path, os.getcwd(), "open")) for path in args.files]
+        require_manifest(args.manifest, AUDIO_FIELDS, audio="open", role="manifest")
+        entries = list(read_manifest(args.manifest, AUDIO_FIELDS))
+        return entries, [audio_path(entry["audio_filepath"], args.manifest) for entry in entries]
+    # FILES on the command line are the current directory's, as any command's arguments
+    problems = [(path, audio_problem(os.path.abspath(path), "open")) for path in args.files]
     problems = [f"{problem}: {path}" for path, problem in problems if problem]
     if problems:
         more = f" and {len(problems) - 1} more" if len(problems) > 1 else ""
@@ -65,11 +70,19 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("give audio FILES or --manifest, not both or neither")
     entries, paths = audio_entries(args)
     decoding = decoding_from_args(args)
+    boost = boost_from_args(args)
+    if boost is not None:
+        decoding = beam_for_boost(decoding, boost)
     model = load_model(args.model)
     set_decoding(model, decoding, model_path=args.model)
+    if boost is not None:
+        apply_boost(model, boost)
     texts = transcribe_paths(model, paths, args.batch_size)
     if args.out:
-        write_manifest(args.out, [{**entry, "pred_text": text} for entry, text in zip(entries, texts, strict=True)])
+        # a path stays the same file in OUT: FILES are the current directory's, a manifest's its folder's
+        listed_in = args.manifest or os.path.join(os.getcwd(), "FILES")
+        lines = [rebased_entry(entry, listed_in, args.out) for entry in entries]
+        write_manifest(args.out, [{**entry, "pred_text": text} for entry, text in zip(lines, texts, strict=True)])
         print(f"wrote {len(texts)} transcripts to {args.out}")
     else:
         for entry, text in zip(entries, texts, strict=True):

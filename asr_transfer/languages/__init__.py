@@ -19,6 +19,7 @@ from pathlib import Path
 import yaml
 
 from asr_transfer.errors import UserError
+from asr_transfer.inherit import INHERIT_KEY, resolve_inherit
 
 LANGUAGE_DIR = Path(__file__).parent
 LANGUAGES_ENV = "ASR_TRANSFER_LANGUAGES"  # user folders of language files, searched before LANGUAGE_DIR
@@ -31,6 +32,13 @@ _HAN_RANGES = (
     (0x20000, 0x2FA1F),
     (0x30000, 0x323AF),
 )
+
+METRICS = ("wer", "cer")  # what a language file's `metric` may name
+DEFAULT_METRIC = "wer"  # the metric of a language file without `metric`, and of text of no known language
+# The key of a model's config (model_config.yaml inside the .nemo) that records the language it was fine-tuned
+# to: finetune writes its `lang` there, and evaluate, tune-lm and filter read it when --lang is not given.
+# Stock NeMo restores a model with it (an unknown top-level key is kept, not read).
+MODEL_LANGUAGE_KEY = "lang"
 
 REJECT_EMPTY = "empty_text"
 REJECT_DIGITS = "digits"
@@ -67,7 +75,7 @@ class Language:
     min_chars_per_second: float = 0.0
     max_chars_per_second: float = 30.0
     espeak_voice: str | None = None
-    metric: str = "wer"  # the primary metric: best checkpoints, exports and study results follow it
+    metric: str = DEFAULT_METRIC  # the primary metric (primary_metric): best checkpoints, evaluate, tune-lm, study
     grammar: dict | None = None
     cases: list[dict] = field(default_factory=list)
     enabled_options: tuple[str, ...] = ()
@@ -178,7 +186,8 @@ def language_path(code: str, after: Path | None = None) -> Path | None:
     return next((folder / f"{code}.yaml" for folder in folders if (folder / f"{code}.yaml").is_file()), None)
 
 
-def _load_raw(code: str, after: Path | None = None) -> dict:
+def _read_file(code: str, after: Path | None = None) -> tuple[dict, str]:
+    """The raw mapping of ``code``'s language file (:func:`language_path`) and the file's path."""
     path = language_path(code, after)
     if path is None:
         searched = ", ".join(str(folder) for folder in language_dirs())
@@ -192,16 +201,23 @@ def _load_raw(code: str, after: Path | None = None) -> dict:
             raw = yaml.safe_load(handle)
         except yaml.YAMLError as error:
             raise UserError(f"language file {path} is not valid YAML ({error}); fix or regenerate it") from None
-    if not isinstance(raw, dict) or "alphabet" not in raw and "inherit" not in raw:
+    if not isinstance(raw, dict) or "alphabet" not in raw and INHERIT_KEY not in raw:
         raise UserError(f"language file {path} holds no alphabet; add an alphabet: key (as {LANGUAGE_DIR}/de.yaml)")
-    parent = raw.pop("inherit", None)
-    if parent:
-        merged = _load_raw(parent, after=path.parent if parent == code else None)
-        merged.pop("cases", None)
-        merged.update(raw)
-        raw = merged
-    raw["_path"] = str(path)
-    return raw
+    return raw, str(path)
+
+
+def _parent_file(name: str, child: str) -> tuple[dict, str]:
+    # A user file may inherit the built-in file of its own code: look past the child's folder.
+    child_path = Path(child)
+    return _read_file(name, after=child_path.parent if name == child_path.stem else None)
+
+
+def _load_raw(code: str) -> dict:
+    raw, path = _read_file(code)
+    # A file's cases test its own rules; a parent's cases may not hold for the child's changes.
+    resolved = resolve_inherit(raw, path, _parent_file, not_inherited=("cases",))
+    resolved["_path"] = path
+    return resolved
 
 
 def load_language(code: str) -> Language:
@@ -224,7 +240,25 @@ def _load_language(code: str, path: str, stamp: int | None) -> Language:
         raise UserError(
             f"language file {source} has an unknown key {unknown[0]!r}; use only: {', '.join(sorted(known))}"
         )
+    if raw.get("metric", DEFAULT_METRIC) not in METRICS:
+        raise UserError(f"language file {source} has metric {raw['metric']!r}; use one of {', '.join(METRICS)}")
     return Language(**raw)
+
+
+def primary_metric(lang: str | None) -> str:
+    """``wer`` or ``cer``: the metric text of language ``lang`` is judged on, its language file's ``metric``
+    (:data:`DEFAULT_METRIC` without a language). The one rule for the checkpoint monitor, ``evaluate``'s
+    primary metric and ``--tolerance``, ``tune-lm``'s choice of alpha and beta, and the study. Raises
+    :class:`UnknownLanguage` when ``lang`` has no language file."""
+    return load_language(lang).metric if lang else DEFAULT_METRIC
+
+
+def recorded_language(model_config) -> str | None:
+    """The language a model records (:data:`MODEL_LANGUAGE_KEY` of its config: a ``DictConfig``, or the
+    dict :func:`asr_transfer.nemofile.read_config` reads from a ``.nemo``), or None (a base, or a model
+    fine-tuned without ``lang``)."""
+    value = model_config.get(MODEL_LANGUAGE_KEY) if model_config is not None else None
+    return str(value) if value else None
 
 
 def case_failures(language: Language) -> list[str]:

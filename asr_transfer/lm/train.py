@@ -26,6 +26,7 @@ from dataclasses import dataclass
 from asr_transfer.errors import UserError
 from asr_transfer.fileio import atomic_open, read_manifest, write_json
 from asr_transfer.languages import ANY_LANGUAGE
+from asr_transfer.layout import SUMMARY_FILE, rejects_beside, summary_path
 from asr_transfer.lm.ngram import EmptyCorpus, write_arpa
 from asr_transfer.manifests.checks import require_manifest
 from asr_transfer.manifests.common_voice import split_line, table_lines
@@ -83,19 +84,21 @@ def prepared_sources(data_dir: str) -> dict:
     the release's validated_sentences.tsv (v17+) and the language that normalizes it."""
     import json
 
-    summary_path = os.path.join(data_dir, "summary.json")
-    if not os.path.isfile(summary_path):
+    from asr_transfer.manifests.pipeline import manifest_path
+
+    summary_file = summary_path(data_dir)
+    if not summary_file.is_file():
         raise UserError(
-            f"--prepared {data_dir} holds no summary.json; give an output folder of asr-transfer prepare-cv"
+            f"--prepared {data_dir} holds no {SUMMARY_FILE}; give an output folder of asr-transfer prepare-cv"
         )
-    with open(summary_path, encoding="utf-8") as handle:
+    with open(summary_file, encoding="utf-8") as handle:
         summary = json.load(handle)
     sentences = summary.get("validated_sentences")
     return {
-        "manifests": [os.path.join(data_dir, "train.json")],
+        "manifests": [manifest_path(data_dir, "train")],
         # A split that kept nothing (a small locale's header-only dev.tsv) has nothing to exclude.
         "exclude": [
-            os.path.join(data_dir, f"{split}.json")
+            manifest_path(data_dir, split)
             for split in ("dev", "test")
             if summary.get("splits", {}).get(split, {}).get("kept", 1)
         ],
@@ -246,7 +249,7 @@ def train_lm(
     selection = Selection(read=Counter(), rejected=Counter())
     if os.path.exists(record_path(out_path)):  # a run killed after the new ARPA must not leave the old record
         os.remove(record_path(out_path))
-    with atomic_open(out_path + ".rejects.tsv") as handle:
+    with atomic_open(rejects_beside(out_path)) as handle:
         rejects = csv.writer(handle, delimiter="\t", lineterminator="\n")
         rejects.writerow(["source", "line", "reason", "text"])
         try:
@@ -255,7 +258,7 @@ def train_lm(
         except EmptyCorpus:
             summary = None
     if summary is None:  # after the rejects file is complete, so that it says why
-        raise UserError(f"no sentence is left to train the LM on (see {out_path}.rejects.tsv); give more text")
+        raise UserError(f"no sentence is left to train the LM on (see {rejects_beside(out_path)}); give more text")
     report = {
         "model": model_path,
         "order": order,
@@ -315,7 +318,7 @@ def main(argv: list[str] | None = None) -> int:
     rejected = sum(report["rejected"].values())
     print(
         f"{args.out}: {report['sentences']} sentences, n-grams {report['ngrams']}; removed {report['excluded']} "
-        f"found in --exclude, rejected {rejected} (see {args.out}.rejects.tsv)",
+        f"found in --exclude, rejected {rejected} (see {rejects_beside(args.out)})",
         file=sys.stderr,
     )
     return 0

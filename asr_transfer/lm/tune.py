@@ -3,7 +3,8 @@
 In: a ``.nemo`` model, an ARPA LM (``train-lm``), a dev manifest, the grids of ``lm_alpha`` and
 ``beam_beta`` and the beam size. The model's log-probabilities are computed once; each grid point only
 re-runs NeMo's ``beam_batch`` search over them. Out: a JSON file (``--out``) with the best point by the
-language's primary metric (WER, CER for Han text), the greedy and LM-free beam results on the same dev set
+language's primary metric (:func:`asr_transfer.languages.primary_metric` of ``--lang``, else of the language
+the model records), the greedy and LM-free beam results on the same dev set
 for reference, and the whole grid; ``evaluate --lm-params`` and ``transcribe --lm-params`` read it. Only
 dev is ever decoded here, so test results with the tuned weights stay honest.
 """
@@ -29,8 +30,9 @@ def dev_log_probs(model, manifest: str, batch_size: int) -> list[tuple[torch.Ten
     from torch.utils.data import DataLoader
 
     from asr_transfer.inference.batches import AudioManifest, pad_batch
+    from asr_transfer.manifests.audio import model_sample_rate
 
-    audio = AudioManifest(manifest, int(model.cfg.get("sample_rate", 16000)))
+    audio = AudioManifest(manifest, model_sample_rate(model))
     batches = []
     device = next(model.parameters()).device
     with torch.inference_mode():
@@ -51,14 +53,14 @@ def decode_all(model, batches) -> list[str]:
     return texts
 
 
-def scored(model, batches, references: list[str], decoding) -> dict:
+def scored(model, batches, references: list[str], decoding, metric: str) -> dict:
     from asr_transfer.inference.evaluate import error_rates
     from asr_transfer.inference.model import set_decoding
 
     set_decoding(model, decoding)
     started = time.time()
     hypotheses = decode_all(model, batches)
-    return {**error_rates(references, hypotheses), "decode_seconds": round(time.time() - started, 3)}
+    return {**error_rates(references, hypotheses, metric), "decode_seconds": round(time.time() - started, 3)}
 
 
 def float_list(text: str) -> list[float]:
@@ -81,15 +83,18 @@ def tune_lm(
 ) -> dict:
     from tqdm import tqdm
 
-    from asr_transfer.inference.evaluate import EVALUATION_FIELDS, scoring_references
+    from asr_transfer.inference.evaluate import scoring_language, scoring_references
     from asr_transfer.inference.model import Decoding, load_model, set_decoding
-    from asr_transfer.manifests.checks import require_manifest
+    from asr_transfer.languages import primary_metric
+    from asr_transfer.manifests.checks import EVALUATION_FIELDS, require_manifest
 
     if not os.path.isfile(lm_path):
         raise UserError(f"--lm {lm_path} does not exist; build one with asr-transfer train-lm")
     if not alphas or not betas:
         raise UserError("--alphas and --betas need at least one value each")
     require_manifest(manifest, EVALUATION_FIELDS, audio="open", role="dev manifest")
+    lang = scoring_language(lang, model_path)
+    metric = primary_metric(lang)  # alpha and beta are chosen by the language's metric
     references, reference_report = scoring_references(
         [entry["text"] for entry in read_manifest(manifest, EVALUATION_FIELDS)], lang
     )
@@ -99,13 +104,12 @@ def tune_lm(
     # an LM that does not fit the model is refused before the dev set is run through it
     set_decoding(model, Decoding("beam", beam_size, lm_path, alphas[0], betas[0]), model_path=model_path)
     batches = dev_log_probs(model, manifest, batch_size)
-    greedy = scored(model, batches, references, Decoding("greedy"))
-    metric = greedy["primary_metric"]
-    beam = scored(model, batches, references, Decoding("beam", beam_size))
+    greedy = scored(model, batches, references, Decoding("greedy"), metric)
+    beam = scored(model, batches, references, Decoding("beam", beam_size), metric)
     grid = []
     points = [(alpha, beta) for alpha in alphas for beta in betas]
     for alpha, beta in tqdm(points, desc="tune-lm", unit="point"):
-        result = scored(model, batches, references, Decoding("beam", beam_size, lm_path, alpha, beta))
+        result = scored(model, batches, references, Decoding("beam", beam_size, lm_path, alpha, beta), metric)
         grid.append({"lm_alpha": alpha, "beam_beta": beta, **result})
     best = min(grid, key=lambda point: (point[metric], point["lm_alpha"], point["beam_beta"]))
     tuned = {
@@ -114,6 +118,7 @@ def tune_lm(
         "beam_beta": best["beam_beta"],
         "beam_size": beam_size,
         "metric": metric,
+        "language": lang,
         "dev_manifest": manifest,
         "references": reference_report,
         "dev": {"greedy": greedy[metric], f"beam{beam_size}": beam[metric], "beam+lm": best[metric]},

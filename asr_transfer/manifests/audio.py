@@ -17,12 +17,20 @@ import soxr
 
 from asr_transfer.fileio import atomic_path
 
+# The one sample rate of this package: what every builder writes, and what a model whose config names
+# none is taken to read (the rate of every base in bases.yaml).
 TARGET_RATE = 16000
 AUDIO_FORMATS = {"wav": ("WAV", "PCM_16"), "flac": ("FLAC", "PCM_16")}
+DEFAULT_CLIP_FORMAT = "wav"  # clip files (prepare-*): the fastest to decode in training and evaluation
 
 REJECT_MISSING = "missing_clip"
 REJECT_EMPTY_FILE = "empty_clip"
 REJECT_UNDECODABLE = "undecodable_clip"
+
+
+def model_sample_rate(model) -> int:
+    """The sample rate (Hz) a NeMo model reads: its config's ``sample_rate``, else :data:`TARGET_RATE`."""
+    return int(model.cfg.get("sample_rate", TARGET_RATE))
 
 
 @dataclass(frozen=True)
@@ -64,7 +72,7 @@ def decode_clip(source: str) -> tuple[np.ndarray | None, ClipResult | None]:
     return samples, None
 
 
-def convert_clip(source: str, destination: str, audio_format: str = "wav") -> ClipResult:
+def convert_clip(source: str, destination: str, audio_format: str = DEFAULT_CLIP_FORMAT) -> ClipResult:
     """Write ``source`` as 16 kHz mono ``destination``; a finished destination is reused, not redone."""
     if os.path.isfile(destination):
         info = soundfile.info(destination)
@@ -130,7 +138,7 @@ def wav_header(data_bytes: int, rate: int = TARGET_RATE) -> bytes:
     )
 
 
-def keep_or_convert_clip(source: str, destination: str, audio_format: str = "wav") -> ClipResult:
+def keep_or_convert_clip(source: str, destination: str, audio_format: str = DEFAULT_CLIP_FORMAT) -> ClipResult:
     """``source`` measured and kept when it is 16 kHz mono, else written as 16 kHz mono ``destination``:
     NeMo's dataset loaders pass each channel of a multi-channel file on as a separate signal (and crash
     on it), so ``--no-convert`` cannot keep such a file; other rates are converted too, so that every

@@ -1,13 +1,14 @@
 """Checks of a NeMo manifest before expensive work starts (training, transcription, tokenizer training).
 
-In: a manifest path, the fields its lines need, and how far to check the audio (``None``: not at all;
-``"open"``: the file is there and libsndfile reads its header, for readers that downmix and resample
-themselves: transcribe, evaluate, tune-lm; ``"exists"``: as ``"open"``, and the audio has one channel,
-for NeMo's own dataset loaders: finetune, shrink. They resample any rate, but hand each channel of a
-multi-channel file on as a separate signal, and training then crashes). Out: every problem, in
-file order (:func:`iter_problems`, behind ``manifest validate``), or :func:`require_manifest`, which
-raises one :class:`ManifestError` naming the first problem and how many there are, or saying the
-manifest is empty, and otherwise returns the number of utterances. Both stream the file.
+In: a manifest path, the fields its lines need (one of the ``*_FIELDS`` below), and how far to check the
+audio (``None``: not at all; ``"open"``: the file is there and libsndfile reads its header, for readers
+that downmix and resample themselves: transcribe, evaluate, tune-lm; ``"exists"``: as ``"open"``, and the
+audio has one channel, for NeMo's own dataset loaders: finetune, shrink. They resample any rate, but hand
+each channel of a multi-channel file on as a separate signal, and training then crashes); relative audio
+paths are the manifest folder's (:mod:`asr_transfer.manifests.paths`). Out: every problem, in file order
+(:func:`iter_problems`, behind ``manifest validate``), or :func:`require_manifest`, which raises one
+:class:`ManifestError` naming the first problem and how many there are, or saying the manifest is
+empty, and otherwise returns the number of utterances. Both stream the file.
 """
 
 from __future__ import annotations
@@ -18,21 +19,20 @@ from collections.abc import Iterator
 
 from asr_transfer.errors import ManifestError
 from asr_transfer.fileio import parse_manifest_line
+from asr_transfer.manifests.paths import audio_path
 
-TRAINING_FIELDS = ("audio_filepath", "duration", "text")
-AUDIO_FIELDS = ("audio_filepath",)
+# The fields a manifest line needs, by what reads it; every command names one of these.
+TRAINING_FIELDS = ("audio_filepath", "duration", "text")  # NeMo's training loaders, shards, validate
+EVALUATION_FIELDS = ("audio_filepath", "text")  # evaluate, tune-lm, filter: audio and its reference
+AUDIO_FIELDS = ("audio_filepath",)  # transcribe, shrink's audio: audio only
 AUDIO_CHECKS = (None, "exists", "open")
 
 
-def audio_path(path: str, manifest_dir: str) -> str:
-    """Where NeMo finds a manifest's audio: absolute, or relative to the manifest's folder."""
-    return path if os.path.isabs(path) else os.path.join(manifest_dir, path)
-
-
-def audio_problem(path: str, manifest_dir: str, check: str | None = "open") -> str | None:
+def audio_problem(full: str, check: str | None = "open") -> str | None:
+    """What keeps the audio file ``full`` (a resolved path, :func:`asr_transfer.manifests.paths.audio_path`)
+    from being read, or None."""
     if check is None:
         return None
-    full = audio_path(path, manifest_dir)
     if not os.path.isfile(full):
         return "audio file missing"
     from asr_transfer.manifests.audio import channel_count
@@ -66,7 +66,6 @@ def iter_problems(path: str, fields: tuple[str, ...], audio: str | None) -> Iter
         raise ValueError(f"audio check must be one of {AUDIO_CHECKS}, not {audio!r}")
     if not os.path.isfile(path):
         raise ManifestError(f"manifest {path} does not exist; check the path")
-    manifest_dir = os.path.dirname(os.path.abspath(path))
     with open(path, encoding="utf-8") as handle:
         for number, line in enumerate(handle, start=1):
             if not line.strip():
@@ -79,7 +78,7 @@ def iter_problems(path: str, fields: tuple[str, ...], audio: str | None) -> Iter
                 continue
             found = [f"{where}: {problem}" for problem in entry_problems(entry, fields)]
             missing_audio = (
-                audio_problem(entry["audio_filepath"], manifest_dir, audio) if "audio_filepath" in entry else None
+                audio_problem(audio_path(entry["audio_filepath"], path), audio) if "audio_filepath" in entry else None
             )
             if missing_audio:
                 found.append(f"{where}: {missing_audio}: {entry['audio_filepath']}")

@@ -9,13 +9,18 @@ from __future__ import annotations
 import argparse
 
 from asr_transfer.languages import available_languages
-from asr_transfer.manifests.audio import AUDIO_FORMATS
+from asr_transfer.manifests.audio import AUDIO_FORMATS, DEFAULT_CLIP_FORMAT
 from asr_transfer.manifests.pipeline import BuildOptions
 from asr_transfer.parallel import default_jobs
 
 
-def add_build_arguments(parser: argparse.ArgumentParser) -> None:
+def add_build_arguments(parser: argparse.ArgumentParser, shards: bool = False) -> None:
+    """The flags every builder shares; ``shards``: the command also writes shards (``prepare-cv --shar``),
+    whose audio format defaults to :data:`asr_transfer.manifests.shar.DEFAULT_SHARD_FORMAT`."""
+    from asr_transfer.manifests.shar import DEFAULT_SHARD_FORMAT
+
     defaults = BuildOptions()
+    shard_default = f", {DEFAULT_SHARD_FORMAT} for shards" if shards else ""
     parser.add_argument(
         "--lang", required=True, help=f"language file to normalize text with ({', '.join(available_languages())})"
     )
@@ -29,8 +34,8 @@ def add_build_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--audio-format",
         choices=sorted(AUDIO_FORMATS),
-        default="wav",
-        help="output audio: 16-bit WAV or FLAC (default wav)",
+        default=None,  # None: each output's own default (clip files and shards differ)
+        help=f"output audio: 16-bit WAV or FLAC (default {DEFAULT_CLIP_FORMAT} for clip files{shard_default})",
     )
     parser.add_argument("--jobs", type=int, default=default_jobs(), help="worker processes (default: all cores)")
     parser.add_argument(
@@ -56,7 +61,7 @@ def build_options(args: argparse.Namespace, convert: bool = True) -> BuildOption
         max_duration=args.max_duration,
         min_chars_per_second=args.min_chars_per_second,
         max_chars_per_second=args.max_chars_per_second,
-        audio_format=args.audio_format,
+        audio_format=args.audio_format or DEFAULT_CLIP_FORMAT,
         jobs=max(1, args.jobs),
         convert=convert,
         progress=not args.no_progress,

@@ -24,18 +24,25 @@ from tqdm import tqdm
 from asr_transfer.errors import UserError
 from asr_transfer.fileio import atomic_open, atomic_open_all, manifest_line, remove_stale_temporaries, write_json
 from asr_transfer.languages import Language
-from asr_transfer.manifests.audio import AUDIO_FORMATS, ClipResult, convert_clip, keep_or_convert_clip
+from asr_transfer.layout import rejects_path, summary_path
+from asr_transfer.manifests.audio import (
+    AUDIO_FORMATS,
+    DEFAULT_CLIP_FORMAT,
+    TARGET_RATE,
+    ClipResult,
+    convert_clip,
+    keep_or_convert_clip,
+)
 from asr_transfer.manifests.filters import DurationRules, duration_problem, file_speech_seconds
 from asr_transfer.manifests.shar import ShardedRow, ShardOptions, ShardPlan, write_index, write_shards
 from asr_transfer.parallel import default_jobs, ordered_map
 
+# Reject reasons of the rows themselves, shared by every builder (prepare-cv, prepare-folder, shard); the
+# audio's are in asr_transfer.manifests.audio and filters.
 REJECT_MALFORMED = "malformed_row"
 REJECT_DUPLICATE = "duplicate_path"
 
 SHARDED_SPLIT = "train"  # with --shar, the split written as shards
-
-REJECTS_FILE = "rejects.tsv"
-SUMMARY_FILE = "summary.json"
 
 
 @dataclass(frozen=True)
@@ -56,7 +63,7 @@ class BuildOptions:
     max_duration: float = 20.0
     min_chars_per_second: float | None = None  # None: the language file's value
     max_chars_per_second: float | None = None
-    audio_format: str = "wav"
+    audio_format: str = DEFAULT_CLIP_FORMAT
     jobs: int = field(default_factory=default_jobs)
     convert: bool = True  # False: keep the source audio, only validate it
     duration_tolerance: float = 0.5  # seconds of disagreement with a listed duration before rejecting
@@ -81,10 +88,6 @@ def train_shar_dir(out_dir: str | os.PathLike) -> Path:
 
 def manifest_path(out_dir: str | os.PathLike, split: str) -> str:
     return os.path.join(os.fspath(out_dir), f"{split}.json")
-
-
-def summary_path(out_dir: str | os.PathLike) -> str:
-    return os.path.join(os.fspath(out_dir), SUMMARY_FILE)
 
 
 def _clip_task(task: tuple) -> ClipResult:
@@ -151,7 +154,7 @@ class ManifestBuilder:
         remove_stale_temporaries(self.out_dir)
         started = time.time()
         with (
-            atomic_open(self.out_dir / REJECTS_FILE) as rejects,
+            atomic_open(rejects_path(self.out_dir)) as rejects,
             atomic_open_all([manifest_path(self.out_dir, split) for split in self.splits]) as manifests,
         ):
             self._rejects = rejects
@@ -306,7 +309,7 @@ class ManifestBuilder:
             "audio": {
                 "format": self.options.audio_format,
                 "converted": self.options.convert,
-                "rate": 16000,
+                "rate": TARGET_RATE,
                 **({} if self.options.convert else {"converted_not_16k_mono": self._converted_anyway}),
             },
             "seconds": round(seconds, 2),

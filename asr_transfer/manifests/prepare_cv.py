@@ -59,7 +59,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--print-shar-dir", action="store_true", help="print the shard folder --shar writes below OUT_DIR, and exit"
     )
-    add_build_arguments(parser)
+    add_build_arguments(parser, shards=True)
     return parser
 
 

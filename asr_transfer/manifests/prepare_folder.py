@@ -16,8 +16,10 @@ from pathlib import Path
 from asr_transfer.errors import InputError
 from asr_transfer.fileio import read_manifest
 from asr_transfer.languages import load_language
+from asr_transfer.manifests.checks import TRAINING_FIELDS
 from asr_transfer.manifests.common_voice import split_line, table_lines
 from asr_transfer.manifests.options import add_build_arguments, build_options, report_summary
+from asr_transfer.manifests.paths import audio_path
 from asr_transfer.manifests.pipeline import BuildOptions, ManifestBuilder, SourceItem
 
 AUDIO_SUFFIXES = {".wav", ".flac", ".mp3", ".ogg", ".opus", ".aiff", ".aif", ".au", ".w64", ".caf"}
@@ -49,8 +51,8 @@ def build_parser() -> argparse.ArgumentParser:
 def _item(split: str, reference: str, audio: Path, base: Path, text: str | None, metadata: dict | None = None):
     key = _output_key(audio, base)
     problem = "" if text is not None else "no transcript"
-    # Absolute: a relative source is the caller's, and --no-convert writes it into a manifest whose
-    # readers resolve relative paths against the manifest's own folder.
+    # Absolute: a relative SOURCE is the caller's (the current directory's), and --no-convert writes the
+    # path into a manifest in OUT_DIR, whose relative paths would be OUT_DIR's (asr_transfer.manifests.paths).
     return SourceItem(split, reference, os.path.abspath(audio), key, text or "", metadata or {}, problem)
 
 
@@ -103,14 +105,15 @@ def table_items(table: Path, split: str, path_column: str | None, text_column: s
                 # A malformed line's path field may be any piece of text: it is neither opened nor a key.
                 yield SourceItem(split, reference or f"line {line.number}", "", f"line-{line.number}", "", {}, problem)
                 continue
-            yield _item(split, reference, table.parent / reference, table.parent, row[text_index])
+            # a table's relative paths are its folder's, as a manifest's are
+            yield _item(split, reference, Path(audio_path(reference, table)), table.parent, row[text_index])
 
 
 def manifest_items(manifest: Path, split: str) -> Iterator[SourceItem]:
     for entry in read_manifest(manifest):
         reference = str(entry.get("audio_filepath", ""))
-        audio = Path(reference) if os.path.isabs(reference) else manifest.parent / reference
-        metadata = {key: value for key, value in entry.items() if key not in ("audio_filepath", "duration", "text")}
+        audio = Path(audio_path(reference, manifest))
+        metadata = {key: value for key, value in entry.items() if key not in TRAINING_FIELDS}
         yield _item(split, reference, audio, manifest.parent, entry.get("text"), metadata)
 
 

@@ -33,11 +33,14 @@ from pathlib import Path
 
 from asr_transfer.errors import UserError
 from asr_transfer.fileio import atomic_open_all, write_json
-from asr_transfer.manifests.audio import TARGET_RATE, decode_clip, wav_pcm16_bytes
+from asr_transfer.manifests.audio import AUDIO_FORMATS, TARGET_RATE, decode_clip, wav_pcm16_bytes
 from asr_transfer.manifests.filters import DurationRules, duration_problem, speech_seconds
 from asr_transfer.parallel import ordered_map
 
-SHAR_FORMATS = ("flac", "wav")
+SHAR_FORMATS = tuple(sorted(AUDIO_FORMATS))
+# Audio in the tars unless --audio-format says otherwise, in `shard` and `prepare-cv --shar` alike: shards
+# travel to every node, and FLAC halves them.
+DEFAULT_SHARD_FORMAT = "flac"
 INDEX_FILE = "shar_index.json"
 DEFAULT_BUCKETS = 30
 
@@ -62,7 +65,11 @@ def add_shard_arguments(parser) -> None:
 
 def shard_options(args, shards: int) -> ShardOptions:
     return ShardOptions(
-        shards=shards, seed=args.seed, audio_format=args.audio_format, world_size=args.world_size, buckets=args.buckets
+        shards=shards,
+        seed=args.seed,
+        audio_format=args.audio_format or DEFAULT_SHARD_FORMAT,  # prepare-cv's flag defaults to None
+        world_size=args.world_size,
+        buckets=args.buckets,
     )
 
 
@@ -93,7 +100,7 @@ def results_path(folder: str | os.PathLike, index: int) -> Path:
 class ShardOptions:
     shards: int
     seed: int = 0
-    audio_format: str = "flac"
+    audio_format: str = DEFAULT_SHARD_FORMAT
     world_size: int = 1
     buckets: int = DEFAULT_BUCKETS
 

@@ -22,8 +22,14 @@ from tqdm import tqdm
 
 from asr_transfer.errors import ManifestError
 from asr_transfer.fileio import atomic_open, parse_manifest_line, remove_stale_temporaries, write_json
+from asr_transfer.layout import rejects_path, summary_path
+from asr_transfer.manifests.checks import TRAINING_FIELDS
 from asr_transfer.manifests.filters import DurationRules
+from asr_transfer.manifests.paths import audio_path, manifest_folder
+from asr_transfer.manifests.pipeline import REJECT_DUPLICATE, REJECT_MALFORMED
 from asr_transfer.manifests.shar import (
+    DEFAULT_SHARD_FORMAT,
+    SHAR_FORMATS,
     ShardOptions,
     ShardPlan,
     add_shard_arguments,
@@ -33,33 +39,28 @@ from asr_transfer.manifests.shar import (
 )
 from asr_transfer.parallel import default_jobs
 
-REJECT_MALFORMED = "malformed_line"
-REJECT_DUPLICATE = "duplicate_path"
-REQUIRED_FIELDS = ("audio_filepath", "duration", "text")
 
-
-def clip_key(audio_path: str, base_dir: str) -> str:
+def clip_key(source: str, base_dir: str) -> str:
     """A cut id from the audio path below the manifest's folder: readable, unique per path, tar-safe."""
-    relative = os.path.relpath(audio_path, base_dir)
-    stem = os.path.splitext(relative if not relative.startswith("..") else audio_path)[0]
+    relative = os.path.relpath(source, base_dir)
+    stem = os.path.splitext(relative if not relative.startswith("..") else source)[0]
     return re.sub(r"[^\w.-]+", "_", stem).strip("_.")
 
 
 def manifest_rows(manifest: str) -> Iterator[tuple[dict, str, str]]:
     """(planned row, reject reason, detail) per non-empty line; reason is "" for a usable row. Every row
     carries its ``line`` number and ``reference`` (the path as written) for rejects.tsv."""
-    base_dir = os.path.dirname(os.path.abspath(manifest))
     seen: set[str] = set()
     with open(manifest, encoding="utf-8") as handle:
         for number, line in enumerate(handle, start=1):
             if not line.strip():
                 continue
             try:
-                entry = parse_manifest_line(line, f"line {number}", REQUIRED_FIELDS)
+                entry = parse_manifest_line(line, f"line {number}", TRAINING_FIELDS)
             except ManifestError as error:
                 yield {"line": number, "reference": line.strip()[:80]}, REJECT_MALFORMED, str(error)
                 continue
-            row = planned_row(entry, base_dir, number)
+            row = planned_row(entry, manifest, number)
             reason, detail = "", ""
             if not row["text"]:
                 reason, detail = REJECT_MALFORMED, "empty text"
@@ -70,17 +71,17 @@ def manifest_rows(manifest: str) -> Iterator[tuple[dict, str, str]]:
             yield row, reason, detail
 
 
-def planned_row(entry: dict, base_dir: str, number: int) -> dict:
+def planned_row(entry: dict, manifest: str, number: int) -> dict:
     reference = str(entry["audio_filepath"])
-    source = os.path.normpath(os.path.join(base_dir, reference))
+    source = audio_path(reference, manifest)
     return {
         "line": number,
         "split": "train",
         "reference": reference,
         "source": source,
-        "key": clip_key(source, base_dir),
+        "key": clip_key(source, manifest_folder(manifest)),
         "text": str(entry["text"]).strip(),
-        "metadata": {name: value for name, value in entry.items() if name not in REQUIRED_FIELDS},
+        "metadata": {name: value for name, value in entry.items() if name not in TRAINING_FIELDS},
         "expected_duration": _number(entry["duration"]),
     }
 
@@ -102,7 +103,7 @@ def shard_manifest(manifest: str, out_dir: str, options: ShardOptions, jobs: int
     remove_stale_temporaries(out)
     rejected: Counter = Counter()
     rows_in, first_problem, kept = 0, "", []
-    with atomic_open(out / "rejects.tsv") as rejects:
+    with atomic_open(rejects_path(out)) as rejects:
         rejects.write("line\tpath\treason\tdetail\n")
 
         def reject(row: dict, reason: str, detail: str) -> None:
@@ -142,7 +143,7 @@ def shard_manifest(manifest: str, out_dir: str, options: ShardOptions, jobs: int
         "seconds": round(seconds, 2),
         "clips_per_second": round(rows_in / seconds, 2) if seconds > 0 else None,
     }
-    write_json(out / "summary.json", summary)
+    write_json(summary_path(out), summary)
     return summary
 
 
@@ -158,7 +159,10 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("out_dir", help="output: shar/, shar_index.json, rejects.tsv, summary.json")
     parser.add_argument("--shards", type=int, required=True, help="number of shards (a multiple of --world-size)")
     parser.add_argument(
-        "--audio-format", choices=("flac", "wav"), default="flac", help="audio in the tars (default flac)"
+        "--audio-format",
+        choices=SHAR_FORMATS,
+        default=DEFAULT_SHARD_FORMAT,
+        help=f"audio in the tars (default {DEFAULT_SHARD_FORMAT})",
     )
     parser.add_argument("--jobs", type=int, default=default_jobs(), help="worker processes (default: all cores)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")

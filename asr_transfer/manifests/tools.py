@@ -5,6 +5,7 @@ speakers and the character inventory; ``validate`` checks every line (fields, au
 readable and mono as training needs it, duration, characters) and exits 1 on problems; ``merge``
 mixes manifests with weights (0.2 keeps a random fifth, 2 repeats every line twice); ``subset --hours H
 --seed S`` draws a random subset of H hours, nested for the same seed (a 1 h subset lies inside the 2 h one).
+``merge`` and ``subset`` rewrite a relative audio path so that it names the same file from OUT's folder.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from asr_transfer.errors import UserError
 from asr_transfer.fileio import read_manifest, write_json, write_manifest
 from asr_transfer.languages import load_language
 from asr_transfer.manifests.checks import TRAINING_FIELDS, iter_problems
+from asr_transfer.manifests.paths import rebased_entry
 
 
 def manifest_stats(path: str) -> dict:
@@ -63,7 +65,8 @@ def merge_manifests(paths: list[str], weights: list[float], out: str, seed: int 
     for path, weight in zip(paths, weights, strict=True):
         if weight < 0:
             raise UserError(f"weight {weight} for {path} is negative; give a weight of 0 or more")
-        entries = list(read_manifest(path))
+        # relative audio paths are the input's folder's; rewritten so they name the same files from OUT's
+        entries = [rebased_entry(entry, path, out) for entry in read_manifest(path)]
         whole, fraction = int(weight), weight - int(weight)
         merged.extend(entries * whole)
         merged.extend(rng.sample(entries, round(fraction * len(entries))))
@@ -73,7 +76,7 @@ def merge_manifests(paths: list[str], weights: list[float], out: str, seed: int 
 
 def subset_manifest(path: str, hours: float, out: str, seed: int = 0) -> dict:
     """A random subset of about ``hours`` hours; with one seed, smaller subsets nest in larger ones."""
-    entries = list(read_manifest(path, fields=("duration",)))
+    entries = [rebased_entry(entry, path, out) for entry in read_manifest(path, fields=("duration",))]
     random.Random(seed).shuffle(entries)
     budget, taken, chosen = hours * 3600, 0.0, []
     for entry in entries:

@@ -15,6 +15,7 @@ from __future__ import annotations
 import csv
 import math
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -23,6 +24,7 @@ from torch.utils.data import DataLoader, Sampler
 
 from asr_transfer.fileio import atomic_open, atomic_path
 from asr_transfer.inference.batches import AudioManifest, pad_batch
+from asr_transfer.manifests.audio import model_sample_rate
 from asr_transfer.shrink.losses import representation_loss
 
 
@@ -72,7 +74,7 @@ def dev_loss(kind: str, teacher, student, loader: DataLoader, device) -> float:
     return total / max(count, 1)
 
 
-def warmup_cosine(total_steps: int, warmup_fraction: float = 0.1, floor: float = 0.01):
+def warmup_cosine(total_steps: int, warmup_fraction: float, floor: float):
     warmup = max(int(total_steps * warmup_fraction), 1)
 
     def factor(step: int) -> float:
@@ -93,19 +95,31 @@ def write_rows(path: Path, rows: list[dict]) -> None:
         writer.writerows(rows)
 
 
+@dataclass
+class Step1Config:
+    """Step 1's settings (``asr-transfer shrink --set step1.KEY=VALUE``); the one place their defaults live."""
+
+    loss: str = "clip+mse"  # see asr_transfer.shrink.losses.LOSSES
+    steps: int = 500
+    batch_size: int = 16
+    lr: float = 1e-3  # peak learning rate of AdamW
+    betas: list[float] = field(default_factory=lambda: [0.9, 0.98])
+    weight_decay: float = 1e-3
+    clip_norm: float = 1.0  # gradient norm clipping
+    warmup_fraction: float = 0.1  # linear warm-up over this share of the steps, then cosine decay
+    lr_floor: float = 0.01  # the cosine ends at this fraction of the peak
+    validations: int = 4  # dev-loss checks (and checkpoints) over the run
+    num_workers: int = 0
+
+
 def learn_representations(
     teacher,
     student,
     audio_manifest: str,
     dev_manifest: str,
     out_dir: Path,
-    loss: str = "clip+mse",
-    steps: int = 500,
-    batch_size: int = 16,
-    lr: float = 1e-3,
+    step1: Step1Config | None = None,
     seed: int = 0,
-    save_every: int = 100,
-    num_workers: int = 0,
     progress: bool = True,
 ) -> dict:
     """Train ``student`` (in place) to match the frozen ``teacher``; returns the step's summary."""
@@ -117,9 +131,16 @@ def learn_representations(
         parameter.requires_grad_(False)
     student.to(device).train()
     trainable = [p for module in (student.encoder, student.decoder) for p in module.parameters()]
-    optimizer = torch.optim.AdamW(trainable, lr=lr, betas=(0.9, 0.98), weight_decay=1e-3)
-    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, warmup_cosine(steps))
-    sample_rate = int(teacher.cfg.get("sample_rate", 16000))
+    step1 = step1 or Step1Config()
+    loss, steps, batch_size = step1.loss, int(step1.steps), int(step1.batch_size)
+    save_every = max(steps // max(int(step1.validations), 1), 1)
+    optimizer = torch.optim.AdamW(
+        trainable, lr=float(step1.lr), betas=tuple(step1.betas), weight_decay=float(step1.weight_decay)
+    )
+    scheduler = torch.optim.lr_scheduler.LambdaLR(
+        optimizer, warmup_cosine(steps, float(step1.warmup_fraction), float(step1.lr_floor))
+    )
+    sample_rate = model_sample_rate(teacher)
     audio = AudioManifest(audio_manifest, sample_rate)
     dev = DataLoader(AudioManifest(dev_manifest, sample_rate), batch_size=batch_size, collate_fn=pad_batch)
 
@@ -152,7 +173,7 @@ def learn_representations(
         audio,
         batch_sampler=StepBatches(len(audio), batch_size, seed, state["step"], steps),
         collate_fn=pad_batch,
-        num_workers=num_workers,
+        num_workers=int(step1.num_workers),
     )
     autocast = torch.autocast("cuda", dtype=torch.bfloat16, enabled=device.type == "cuda")
     bar = tqdm(total=steps, initial=state["step"], desc="step 1 (representations)", disable=not progress)
@@ -162,7 +183,7 @@ def learn_representations(
             terms = batch_loss(loss, teacher, student, signal.to(device), lengths.to(device))
         optimizer.zero_grad(set_to_none=True)
         terms["loss"].backward()
-        torch.nn.utils.clip_grad_norm_(trainable, 1.0)
+        torch.nn.utils.clip_grad_norm_(trainable, float(step1.clip_norm))
         optimizer.step()
         scheduler.step()
         state["step"] += 1

@@ -5,7 +5,8 @@ In: the two models' final encoder outputs (B x D x T, NeMo's layout) and CTC log
 Frames past an utterance's length never count, so a batch padded to any length gives the same loss
 (Hannan et al.'s released code does not mask; we do). Step 1 (``representation_loss``) adds a CLIP-style
 contrastive term between time-pooled encoder outputs to a frame-level match of the log-probabilities;
-knowledge distillation uses ``masked_kl`` on temperature-scaled posteriors.
+knowledge distillation uses ``masked_kl`` on temperature-scaled posteriors (``asr_transfer.training.losses``,
+where fine-tuning's distillation finds it too).
 """
 
 from __future__ import annotations
@@ -13,13 +14,13 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
+from asr_transfer.training.losses import frame_mask, masked_kl
+from asr_transfer.training.losses import mean_over_valid_frames as _mean_over_valid_frames
+
+__all__ = ["LOSSES", "clip_loss", "frame_mask", "masked_kl", "masked_l1", "masked_mean_over_time", "masked_mse",
+           "representation_loss"]  # fmt: skip
 LOSSES = ("clip+mse", "mse", "l1", "kl")
 CLIP_TEMPERATURE = 0.07  # CLIP's and the authors' value
-
-
-def frame_mask(lengths: torch.Tensor, frames: int) -> torch.Tensor:
-    """B x T booleans: True on an utterance's valid frames."""
-    return torch.arange(frames, device=lengths.device)[None, :] < lengths[:, None]
 
 
 def masked_mean_over_time(encoded: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
@@ -38,11 +39,6 @@ def clip_loss(student_encoded, teacher_encoded, lengths, temperature: float = CL
     return (F.cross_entropy(logits, targets) + F.cross_entropy(logits.T, targets)) / 2
 
 
-def _mean_over_valid_frames(per_frame: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
-    mask = frame_mask(lengths, per_frame.shape[1]).to(per_frame.dtype)
-    return (per_frame * mask).sum() / mask.sum().clamp(min=1)
-
-
 def masked_mse(student_log_probs, teacher_log_probs, lengths) -> torch.Tensor:
     per_frame = (student_log_probs.float() - teacher_log_probs.float()).pow(2).mean(-1)
     return _mean_over_valid_frames(per_frame, lengths)
@@ -51,15 +47,6 @@ def masked_mse(student_log_probs, teacher_log_probs, lengths) -> torch.Tensor:
 def masked_l1(student_log_probs, teacher_log_probs, lengths) -> torch.Tensor:
     per_frame = (student_log_probs.float() - teacher_log_probs.float()).abs().mean(-1)
     return _mean_over_valid_frames(per_frame, lengths)
-
-
-def masked_kl(student_log_probs, teacher_log_probs, lengths, temperature: float = 1.0) -> torch.Tensor:
-    """KL(teacher || student) per frame on posteriors softened by ``temperature``, times T^2 (Hinton et
-    al.) so that its gradient keeps its scale as T changes; averaged over valid frames."""
-    student = F.log_softmax(student_log_probs.float() / temperature, dim=-1)
-    teacher = F.log_softmax(teacher_log_probs.float() / temperature, dim=-1)
-    per_frame = (teacher.exp() * (teacher - student)).sum(-1)
-    return _mean_over_valid_frames(per_frame, lengths) * temperature**2
 
 
 def representation_loss(kind: str, student: dict, teacher: dict, lengths: torch.Tensor) -> dict[str, torch.Tensor]:

@@ -17,9 +17,10 @@ import statistics
 from collections import defaultdict
 from pathlib import Path
 
+from asr_transfer.curves import Line, Panel, first_reaching, mean_curve, plot_curves, values
 from asr_transfer.fileio import atomic_open, atomic_path
+from asr_transfer.languages import primary_metric
 from asr_transfer.plotting import saved_figure
-from asr_transfer.training.config import primary_metric
 
 RUN_COLUMNS = (
     "arm", "layers", "seed", "parameters", "step1_steps", "step1_seconds", "step2_steps", "step2_seconds",
@@ -65,19 +66,17 @@ def mean_sd(values: list, digits: int = 3) -> str:
     return f"{statistics.mean(values):.{digits}f} ± {statistics.stdev(values):.{digits}f}"
 
 
-def first_reaching(result: dict, metric: str, target: float) -> dict | None:
-    return next((point for point in result["curve"] if point[f"dev_{metric}"] <= target), None)
-
-
-def speedups(runs: list[dict], metric: str) -> list[dict]:
-    """For every run but scratch: where its dev curve first reaches its scratch twin's best dev value."""
+def steps_to_scratch_best(runs: list[dict], metric: str) -> list[dict]:
+    """For every run but scratch: where its dev curve first reaches its scratch twin's best dev value (steps
+    and seconds, without and with step 1's cost). Steps, not a ratio: the report sets them beside what
+    scratch took."""
     scratch = {(run["layers"], run["seed"]): run for run in runs if run["arm"] == "scratch"}
     found = []
     for run in runs:
         twin = scratch.get((run["layers"], run["seed"]))
         if run["arm"] == "scratch" or twin is None:
             continue
-        reached = first_reaching(run, metric, twin[f"best_dev_{metric}"])
+        reached = first_reaching(run["curve"], metric, twin[f"best_dev_{metric}"])
         found.append(
             {
                 "arm": run["arm"],
@@ -163,28 +162,21 @@ def plot_frontier(teacher: dict | None, runs: list[dict], metric: str, out_png: 
         axes.legend(fontsize=7)
 
 
-def mean_curve(group: list[dict], metric: str) -> tuple[list[int], list[float]]:
-    by_step = defaultdict(list)
-    for run in group:
-        for point in run["curve"]:
-            by_step[point["step"] + run["step1_steps"]].append(point[f"dev_{metric}"])
-    steps = sorted(by_step)
-    return steps, [statistics.mean(by_step[step]) for step in steps]
-
-
-def plot_curves(runs: list[dict], metric: str, out_png: Path) -> None:
-    sizes = sorted({run["layers"] for run in runs}, reverse=True)
-    with saved_figure(str(out_png), ncols=len(sizes), figsize=(4.5 * len(sizes), 4), squeeze=False) as (_, axes):
-        for column, size in enumerate(sizes):
-            axis = axes[0][column]
-            for (arm, layers), group in grouped(runs).items():
-                if layers == size:
-                    steps, values = mean_curve(group, metric)
-                    axis.plot(steps, values, marker=".", label=label(arm))
-            axis.set_title(f"{size}-layer students")
-            axis.set_xlabel("steps, step 1's included")
-            axis.set_ylabel(f"dev {metric.upper()} (mean over seeds)")
-            axis.legend(fontsize=6)
+def plot_sizes(runs: list[dict], metric: str, out_png: Path) -> None:
+    """One panel per student size: each system's dev curve, mean over seeds, against all steps taken (a
+    two-step run's curve shifted by its step-1 steps)."""
+    panels = []
+    for size in sorted({run["layers"] for run in runs}, reverse=True):
+        lines = []
+        for (arm, layers), group in grouped(runs).items():
+            if layers == size:
+                shifted = [[(step + run["step1_steps"], value) for step, value in values(run["curve"], metric)]
+                           for run in group]  # fmt: skip
+                steps, means, _ = mean_curve(shifted, every_curve=False)
+                lines.append(Line(label(arm), steps, means, marker="."))
+        panels.append(Panel(lines, xlabel="steps, step 1's included", ylabel=f"dev {metric.upper()} (mean over seeds)",
+                            title=f"{size}-layer students", ylim=None, grid=False, legend_size=6))  # fmt: skip
+    plot_curves(out_png, panels, panel_size=(4.5, 4))
 
 
 def write_csv(runs: list[dict], teacher: dict | None, out: Path) -> None:
@@ -213,7 +205,7 @@ def write_report(out: Path, lang: str | None) -> Path:
     teacher, runs = load_results(out)
     write_csv(runs, teacher, out)
     plot_frontier(teacher, runs, metric, out / "frontier.png")
-    plot_curves(runs, metric, out / "dev_curves.png")
+    plot_sizes(runs, metric, out / "dev_curves.png")
     published = publish_students(runs, metric, out)
     lines = [
         "# Several small models from one large one",
@@ -228,7 +220,7 @@ def write_report(out: Path, lang: str | None) -> Path:
         "'with step 1' adds step 1's steps and wall time (teacher forward passes included; a shared step-1 run "
         "is counted in full for every student cut from it).",
         "",
-        *speed_table(speedups(runs, metric)),
+        *speed_table(steps_to_scratch_best(runs, metric)),
         "",
         "![test error against parameters](frontier.png)",
         "",

@@ -24,10 +24,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
+from omegaconf import MISSING, OmegaConf
+from omegaconf.errors import OmegaConfBaseException
 
 from asr_transfer import layout
 from asr_transfer.errors import UserError
 from asr_transfer.fileio import atomic_open, write_json
+from asr_transfer.shrink.encrl import Step1Config
 from asr_transfer.shrink.losses import LOSSES
 
 BASELINES = ("scratch", "scratch-3x", "kd")
@@ -36,24 +39,24 @@ INITS = ("random", "teacher")
 
 @dataclass
 class ShrinkSpec:
-    teacher: str
-    students: list[int]
-    audio: str
-    train: str
-    dev: str
-    out_dir: str
-    config: str
+    """Everything a shrink run reads; the one place its defaults live (the command line and
+    ``--set KEY=VALUE`` fill it through OmegaConf, so a misspelt key or a wrong type is refused)."""
+
+    teacher: str = MISSING
+    students: list[int] = MISSING
+    audio: str = MISSING
+    train: str = MISSING
+    dev: str = MISSING
+    out_dir: str = MISSING
+    config: str = MISSING
     test: str | None = None
     lang: str | None = None
-    rl_steps: int = 500
+    step1: Step1Config = field(default_factory=Step1Config)
     ctc_steps: int = 500
-    loss: str = "clip+mse"
     init: str = "random"
     separately: bool = False
     baselines: list[str] = field(default_factory=lambda: ["scratch", "kd"])
     seeds: list[int] = field(default_factory=lambda: [0])
-    batch_size: int = 16
-    rl_lr: float = 1e-3
     val_every: int = 25
     overrides: list[str] = field(default_factory=list)
     command: str = ""
@@ -61,7 +64,7 @@ class ShrinkSpec:
     @property
     def two_step_arm(self) -> str:
         mode = "separate" if self.separately else "onerun"
-        return f"twostep_{mode}_{self.init}_{self.loss.replace('+', '-')}"
+        return f"twostep_{mode}_{self.init}_{self.step1.loss.replace('+', '-')}"
 
 
 def step1_dir(out: Path, arm: str, seed: int, size: int | None = None) -> Path:
@@ -103,7 +106,7 @@ def check_inputs(spec: ShrinkSpec) -> None:
     """Everything the user gives, checked before a model is built or a file written."""
     import os
 
-    from asr_transfer.manifests.checks import TRAINING_FIELDS, require_manifest
+    from asr_transfer.manifests.checks import AUDIO_FIELDS, TRAINING_FIELDS, require_manifest
     from asr_transfer.nemofile import check_nemo_file
 
     check_nemo_file(spec.teacher, "--teacher")
@@ -111,14 +114,14 @@ def check_inputs(spec: ShrinkSpec) -> None:
         raise UserError("--students is empty; give encoder layer counts such as 4,2,1")
     if min(spec.students) < 1:
         raise UserError(f"--students {spec.students} holds a size below 1; give encoder layer counts such as 4,2,1")
-    if spec.loss not in LOSSES:
-        raise UserError(f"--loss {spec.loss} is unknown; use one of {', '.join(LOSSES)}")
+    if spec.step1.loss not in LOSSES:
+        raise UserError(f"--loss {spec.step1.loss} is unknown; use one of {', '.join(LOSSES)}")
     unknown = sorted(set(spec.baselines) - set(BASELINES))
     if unknown:
         raise UserError(f"--baselines {','.join(unknown)} unknown; use some of {','.join(BASELINES)} or none")
     if not os.path.isfile(spec.config):
         raise UserError(f"--config {spec.config} does not exist; give a finetune config such as recipes/conf/*.yaml")
-    require_manifest(spec.audio, ("audio_filepath",), audio="exists", role="audio manifest (--audio)")
+    require_manifest(spec.audio, AUDIO_FIELDS, audio="exists", role="audio manifest (--audio)")
     require_manifest(spec.train, TRAINING_FIELDS, audio="exists", role="training manifest (--train)")
     require_manifest(spec.dev, TRAINING_FIELDS, audio="exists", role="dev manifest (--dev)")
     if spec.test:
@@ -146,7 +149,7 @@ def representation_runs(spec: ShrinkSpec) -> list[tuple[int, list[int]]]:
 
 def step1(spec: ShrinkSpec, teacher, layers, seed: int) -> dict[int, dict]:
     """Step 1 for one seed; returns size -> {nemo, steps, seconds} (a shared run's cost for each)."""
-    from asr_transfer.analysis.report import load_summary
+    from asr_transfer.curves import load_summary
     from asr_transfer.shrink.encrl import learn_representations
     from asr_transfer.shrink.students import derive, kept_layers, layer_list
 
@@ -154,10 +157,12 @@ def step1(spec: ShrinkSpec, teacher, layers, seed: int) -> dict[int, dict]:
     students = {}
     for trained, sizes in representation_runs(spec):
         folder = step1_dir(out, spec.two_step_arm, seed, trained if spec.separately else None)
-        summary_path = folder / "summary.json"
+        summary_path = layout.summary_path(folder)
         summary = load_summary(str(summary_path))
         if summary is None:
-            log(f"step 1, seed {seed}: {trained}-layer student learns the teacher's representations ({spec.loss})")
+            log(
+                f"step 1, seed {seed}: {trained}-layer student learns the teacher's representations ({spec.step1.loss})"
+            )
             torch.manual_seed(seed)
             kept = kept_layers(layers, trained, spread=spec.init == "teacher")
             student = derive(spec.teacher, kept, copy_weights=spec.init == "teacher")
@@ -168,12 +173,8 @@ def step1(spec: ShrinkSpec, teacher, layers, seed: int) -> dict[int, dict]:
                 spec.audio,
                 spec.dev,
                 folder,
-                loss=spec.loss,
-                steps=spec.rl_steps,
-                batch_size=spec.batch_size,
-                lr=spec.rl_lr,
+                spec.step1,
                 seed=seed,
-                save_every=max(spec.rl_steps // 4, 1),
             )
             trained_nemo = save_nemo(student.cpu(), student_file(folder, trained))
             own_layers = layer_list(student)
@@ -204,7 +205,10 @@ def random_student(spec: ShrinkSpec, layers, size: int, seed: int) -> Path:
     return path
 
 
-def finetune_overrides(spec: ShrinkSpec, init: Path, arm: str, size: int, seed: int, steps: int) -> list[str]:
+def step2_plan(spec: ShrinkSpec, init: Path, arm: str, size: int, seed: int, steps: int):
+    """The finetune run of one student: the student's own vocabulary, step 2's data and budget."""
+    from asr_transfer.training.run import RunPlan
+
     run = run_dir(Path(spec.out_dir), arm, size, seed)
     overrides = [
         f"init.nemo={init}",
@@ -212,19 +216,23 @@ def finetune_overrides(spec: ShrinkSpec, init: Path, arm: str, size: int, seed: 
         "vocab.dir=null",
         f"data.train_manifest={spec.train}",
         f"data.dev_manifest={spec.dev}",
-        f"trainer.max_steps={steps}",
-        f"trainer.val_check_interval={min(spec.val_every, steps)}",
-        "trainer.enable_progress_bar=false",
-        f"exp_manager.exp_dir={run.parent.parent}",
-        f"exp_manager.name={arm}",
-        f"exp_manager.version={run.name}",
-        f"seed={seed}",
     ]
     if spec.lang:
         overrides.append(f"lang={spec.lang}")
     if arm == "kd":
         overrides.append(f"distill.teacher={spec.teacher}")
-    return overrides + list(spec.overrides)
+    return RunPlan(
+        config=spec.config,
+        exp_dir=str(run.parent.parent),
+        name=arm,
+        version=run.name,
+        steps=steps,
+        val_every=spec.val_every,
+        seed=seed,
+        progress_bar=False,
+        overrides=(*overrides, *spec.overrides),
+        option_names={"distill.teacher": "--teacher", "data.train_manifest": "--train", "data.dev_manifest": "--dev"},
+    )
 
 
 def evaluated(spec: ShrinkSpec, model_path: str) -> dict:
@@ -238,22 +246,18 @@ def evaluated(spec: ShrinkSpec, model_path: str) -> dict:
 
 def step2(spec: ShrinkSpec, arm: str, init: Path, size: int, seed: int, steps: int, step1_cost: dict | None) -> dict:
     """One ``finetune`` run of a student and its result (cached in results/)."""
-    from asr_transfer.analysis.report import load_summary, read_points
+    from asr_transfer.curves import load_summary
     from asr_transfer.inference.model import load_model
     from asr_transfer.shrink.students import parameter_count
-    from asr_transfer.study.grid import train
+    from asr_transfer.training.run import run_finetune
 
     out = Path(spec.out_dir)
     done = load_summary(str(result_file(out, arm, size, seed)))
     if done:
         return done
     log(f"step 2, {arm}, {size} layers, seed {seed}: {steps} CTC steps")
-    run = run_dir(out, arm, size, seed)
-    train(
-        spec.config, finetune_overrides(spec, init, arm, size, seed, steps), out / "logs" / f"{arm}_L{size}_s{seed}.log"
-    )
-    best = layout.best_nemo(run)
-    curve = read_points(run)
+    run = run_finetune(step2_plan(spec, init, arm, size, seed, steps), out / "logs" / f"{arm}_L{size}_s{seed}.log")
+    best, curve = run.best, run.curve
     result = {
         "arm": arm,
         "layers": size,
@@ -272,7 +276,7 @@ def step2(spec: ShrinkSpec, arm: str, init: Path, size: int, seed: int, steps: i
 
 
 def teacher_result(spec: ShrinkSpec, teacher, layers) -> dict:
-    from asr_transfer.analysis.report import load_summary
+    from asr_transfer.curves import load_summary
     from asr_transfer.inference.evaluate import evaluate
     from asr_transfer.shrink.students import parameter_count
 
@@ -310,9 +314,9 @@ def shrink(spec: ShrinkSpec) -> Path:
         for size in sorted(set(spec.students), reverse=True):
             init = random_student(spec, layers, size, seed)
             steps = {
-                "scratch": spec.rl_steps + spec.ctc_steps,
+                "scratch": spec.step1.steps + spec.ctc_steps,
                 "scratch-3x": 3 * spec.ctc_steps,
-                "kd": spec.rl_steps + spec.ctc_steps,
+                "kd": spec.step1.steps + spec.ctc_steps,
             }
             for arm in spec.baselines:
                 step2(spec, arm, init, size, seed, steps[arm], None)
@@ -340,6 +344,10 @@ def name_list(text: str) -> list[str]:
     return [part.strip() for part in text.split(",") if part.strip() and part.strip() != "none"]
 
 
+STEP1 = Step1Config()
+DEFAULTS = ShrinkSpec()  # its required fields hold OmegaConf's MISSING marker
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="asr-transfer shrink",
@@ -364,27 +372,26 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--test", help="test manifest for the report's test WER/CER")
     parser.add_argument("--config", required=True, help="finetune config for step 2 and the baselines")
     parser.add_argument("--lang", help="target language: its primary metric (WER, CER) picks best models")
-    parser.add_argument("--rl-steps", type=int, default=500, help="step 1's steps (default 500)")
-    parser.add_argument("--ctc-steps", type=int, default=500, help="step 2's CTC fine-tuning steps (default 500)")
-    parser.add_argument("--loss", choices=LOSSES, default="clip+mse", help="step 1's loss (default clip+mse)")
+    parser.add_argument("--rl-steps", type=int, help=f"step 1's steps (default {STEP1.steps})")
+    parser.add_argument("--ctc-steps", type=int, help=f"step 2's CTC fine-tuning steps (default {DEFAULTS.ctc_steps})")
+    parser.add_argument("--loss", choices=LOSSES, help=f"step 1's loss (default {STEP1.loss})")
     parser.add_argument(
         "--init",
         choices=INITS,
-        default="random",
         help="step 1's student starts random (as in the paper) or from every k-th teacher layer (DistilHuBERT)",
     )
-    parser.add_argument("--separately", action="store_true", help="step 1 trains each student on its own")
+    parser.add_argument("--separately", action="store_const", const=True, help="step 1 trains each student on its own")
     parser.add_argument(
         "--baselines",
         type=name_list,
-        default=["scratch", "kd"],
-        help=f"comma-separated, from {','.join(BASELINES)}, or none (default scratch,kd); scratch and kd train "
+        help=f"comma-separated, from {','.join(BASELINES)}, or none (default {','.join(DEFAULTS.baselines)}); "
+        "scratch and kd train "
         "for step 1's plus step 2's steps, scratch-3x for 3x step 2's",
     )
-    parser.add_argument("--seeds", type=int_list, default=[0], help="seeds, e.g. 0,1,2 (default 0)")
-    parser.add_argument("--batch-size", type=int, default=16, help="step 1's batch size (default 16)")
-    parser.add_argument("--rl-lr", type=float, default=1e-3, help="step 1's peak learning rate (default 1e-3)")
-    parser.add_argument("--val-every", type=int, default=25, help="step 2's validation interval (default 25)")
+    parser.add_argument("--seeds", type=int_list, help="seeds, e.g. 0,1,2 (default 0)")
+    parser.add_argument("--batch-size", type=int, help=f"step 1's batch size (default {STEP1.batch_size})")
+    parser.add_argument("--rl-lr", type=float, help=f"step 1's peak learning rate (default {STEP1.lr:g})")
+    parser.add_argument("--val-every", type=int, help=f"step 2's validation interval (default {DEFAULTS.val_every})")
     parser.add_argument(
         "--override",
         action="append",
@@ -392,35 +399,57 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="KEY=VALUE",
         help="a finetune override for every step-2 run, e.g. data.batch_size=8 (repeatable)",
     )
+    parser.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="any setting of the run by its key, e.g. step1.weight_decay=0.01, step1.warmup_fraction=0.2, "
+        "step1.betas=[0.9,0.999], step1.clip_norm=5 (repeatable; keys: ShrinkSpec and Step1Config in "
+        "asr_transfer/shrink/)",
+    )
     return parser
+
+
+def spec_from_args(args: argparse.Namespace, command: str) -> ShrinkSpec:
+    """The command line laid over :class:`ShrinkSpec`'s defaults, then ``--set`` over that."""
+    from asr_transfer.training.config import ConfigError, apply_overrides
+
+    given = {
+        "teacher": args.teacher,
+        "students": args.students,
+        "audio": args.audio,
+        "train": args.train,
+        "dev": args.dev,
+        "test": args.test,
+        "out_dir": args.out_dir,
+        "config": args.config,
+        "lang": args.lang,
+        "ctc_steps": args.ctc_steps,
+        "init": args.init,
+        "separately": args.separately,
+        "baselines": args.baselines,
+        "seeds": args.seeds,
+        "val_every": args.val_every,
+        "overrides": args.override,
+        "command": command,
+        "step1": {"steps": args.rl_steps, "loss": args.loss, "batch_size": args.batch_size, "lr": args.rl_lr},
+    }
+    given["step1"] = {key: value for key, value in given["step1"].items() if value is not None}
+    try:
+        spec = OmegaConf.merge(
+            OmegaConf.structured(ShrinkSpec), {key: value for key, value in given.items() if value is not None}
+        )
+        spec = apply_overrides(spec, args.set)
+        return OmegaConf.to_object(spec)
+    except OmegaConfBaseException as error:
+        raise ConfigError(f"{' '.join(str(error).split())}; see asr-transfer shrink --help") from None
 
 
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     args = build_parser().parse_args(argv)
-    spec = ShrinkSpec(
-        teacher=args.teacher,
-        students=args.students,
-        audio=args.audio,
-        train=args.train,
-        dev=args.dev,
-        test=args.test,
-        out_dir=args.out_dir,
-        config=args.config,
-        lang=args.lang,
-        rl_steps=args.rl_steps,
-        ctc_steps=args.ctc_steps,
-        loss=args.loss,
-        init=args.init,
-        separately=args.separately,
-        baselines=args.baselines,
-        seeds=args.seeds,
-        batch_size=args.batch_size,
-        rl_lr=args.rl_lr,
-        val_every=args.val_every,
-        overrides=args.override,
-        command=shlex.join(["asr-transfer", "shrink", *argv]),
-    )
+    spec = spec_from_args(args, shlex.join(["asr-transfer", "shrink", *argv]))
     out = shrink(spec)
     print(f"shrink: results in {out / 'RESULTS.md'}")
     return 0

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
+from asr_transfer.layout import TOKENIZER_KINDS
 from asr_transfer.training.config import ConfigError, apply_overrides
 
 FULL_BUDGET = 1.0
@@ -78,7 +79,7 @@ class StudyConfig:
     steps: int = 150
     val_every: int = 25
     seeds: list[int] = field(default_factory=lambda: [0])
-    target_wer: float = 0.6
+    target: float = 0.6  # dev value of the language's primary metric (WER, CER for Cantonese): steps to it
     budgets: list[float] = field(default_factory=lambda: [FULL_BUDGET])
     budget_arms: list[str] | None = None  # arms that run at every budget (default: all)
     reference_arm: str = "scratch"  # steps-to-target ratios are this arm's steps over each arm's
@@ -109,13 +110,30 @@ def _resolve_file_paths(cfg: DictConfig, folder: str) -> DictConfig:
     return cfg
 
 
+RENAMED_KEYS = {"target_wer": "target"}  # old key -> new key; an old key is refused, naming the new one
+
+
+def _refuse_renamed_keys(path: str, from_file: DictConfig, overrides: list[str]) -> None:
+    """``target_wer`` became ``target`` when the study's speed columns moved to the language's primary
+    metric: a CER language's target is a CER, and the old name would say otherwise."""
+    given = set(from_file) | {override.lstrip("+~").split("=", 1)[0] for override in overrides}
+    for old, new in RENAMED_KEYS.items():
+        if old in given:
+            raise ConfigError(
+                f"{path}: {old} was renamed {new} (a dev value of the language's primary metric, WER or CER); "
+                f"rename the key to {new}"
+            )
+
+
 def load_study_config(path: str, overrides: list[str] | None = None) -> DictConfig:
     if not os.path.isfile(path):
         raise ConfigError(
             f"study config {path} does not exist; give a file such as recipes/study/conf/de_synthetic.yaml"
         )
     try:
-        from_file = _resolve_file_paths(OmegaConf.load(path), os.path.dirname(os.path.abspath(path)))
+        from_file = OmegaConf.load(path)
+        _refuse_renamed_keys(path, from_file, list(overrides or []))
+        from_file = _resolve_file_paths(from_file, os.path.dirname(os.path.abspath(path)))
         cfg = OmegaConf.merge(OmegaConf.structured(StudyConfig), from_file)
         cfg = apply_overrides(cfg, list(overrides or []))
     except OmegaConfBaseException as error:
@@ -161,5 +179,5 @@ def validate_config(cfg: DictConfig) -> None:
     for budget in cfg.budgets:
         if not 0 < float(budget) <= FULL_BUDGET:
             raise ConfigError(f"budget {budget} is not a fraction in (0, 1]; give fractions of the training hours")
-    if cfg.vocab.kind not in ("char", "bpe", "unigram"):
-        raise ConfigError(f"vocab.kind {cfg.vocab.kind} is unknown; use char, bpe or unigram")
+    if cfg.vocab.kind not in TOKENIZER_KINDS:
+        raise ConfigError(f"vocab.kind {cfg.vocab.kind} is unknown; use {', '.join(TOKENIZER_KINDS)}")

@@ -3,7 +3,8 @@
 In: a study config (``recipes/study/conf/*.yaml``): the target data (a synthetic Common Voice release
 made here, or real NeMo manifests), the fine-tuning config and base model, the arms (each a way to
 initialize plus ``asr-transfer finetune`` overrides), the data budgets (fractions of the training
-hours) and which arms run at every budget, the seeds, the step budget and a target dev WER.
+hours) and which arms run at every budget, the seeds, the step budget and a ``target`` dev value of the
+language's primary metric (WER, CER for Cantonese).
 Out, in the study folder: ``data/`` and ``tokenizers/``, ``budgets/train_pNNN.json``,
 ``runs/pNNN/<arm>/sS/`` (one fine-tuning run each, with ``study_result.json`` once evaluated),
 ``results.csv`` (one row per run), ``curves.csv`` (dev WER and CER at every validation), ``results.json``,
@@ -20,7 +21,6 @@ from __future__ import annotations
 import argparse
 import csv
 import os
-import subprocess
 import sys
 import time
 from dataclasses import asdict, dataclass, field
@@ -29,7 +29,6 @@ from pathlib import Path
 from omegaconf import DictConfig, OmegaConf
 
 from asr_transfer import layout
-from asr_transfer.errors import USER_ERROR_EXIT, UserError
 from asr_transfer.fileio import atomic_open, read_manifest, write_json
 from asr_transfer.manifests.pipeline import summary_path
 from asr_transfer.study.config import FULL_BUDGET, budget_arms, load_study_config
@@ -152,69 +151,51 @@ def prepare_budgets(cfg: DictConfig, out: Path, train_manifest: str) -> dict[flo
     return budgets
 
 
-def arm_overrides(cfg: DictConfig, arm: str, out: Path, paths: dict, budget: dict, budget_value: float, seed: int):
+def arm_plan(cfg: DictConfig, arm: str, out: Path, paths: dict, budget: dict, budget_value: float, seed: int):
+    """The fine-tuning run of one arm, data budget and seed."""
+    from asr_transfer.training.run import RunPlan
+
     spec = cfg.arms[arm]
     if spec.init == "scratch":
         init_args = ["init.scratch=true"]
     else:
         init_args = [f"init.nemo={cfg.base.nemo}"] if cfg.base.nemo else [f"init.pretrained={cfg.base.pretrained}"]
     run = run_dir(out, budget_value, arm, seed)
-    return [
-        *init_args,
-        f"lang={cfg.lang}",
-        f"vocab.kind={cfg.vocab.kind}",
-        f"vocab.dir={vocab_dir(cfg, out)}",
-        f"data.train_manifest={budget['manifest']}",
-        f"data.dev_manifest={paths['dev']}",
-        f"trainer.max_steps={cfg.steps}",
-        f"trainer.val_check_interval={cfg.val_every}",
-        "trainer.enable_progress_bar=false",
-        f"exp_manager.exp_dir={run.parent.parent}",
-        f"exp_manager.name={arm}",
-        f"exp_manager.version={run.name}",
-        f"seed={seed}",
-        *cfg.overrides,
-        *spec.overrides,
-    ]
-
-
-def train(finetune_config: str, overrides: list[str], log_path: Path) -> None:
-    """One fine-tuning run in its own process: NeMo and Lightning keep global state between fits."""
-    command = [sys.executable, "-m", "asr_transfer.cli", "finetune", "--config", finetune_config, *overrides]
-    log_path.parent.mkdir(parents=True, exist_ok=True)
-    with open(log_path, "a", encoding="utf-8") as handle:
-        handle.write("$ " + " ".join(command) + "\n")
-        handle.flush()
-        # Errors about the base name the study's key, not finetune's.
-        env = {**os.environ, "PYTHONUNBUFFERED": "1", "ASR_TRANSFER_BASE_OPTION": "base.nemo="}
-        finished = subprocess.run(command, stdout=handle, stderr=subprocess.STDOUT, env=env)
-    if finished.returncode == USER_ERROR_EXIT:
-        raise UserError(f"fine-tuning failed: {last_error_line(log_path)} (full log: {log_path})")
-    if finished.returncode != 0:
-        raise RuntimeError(f"fine-tuning crashed (exit {finished.returncode}); see the traceback in {log_path}")
-
-
-def last_error_line(log_path: Path) -> str:
-    """The ``error: ...`` line a command printed for a user error, without its prefix."""
-    lines = log_path.read_text(encoding="utf-8", errors="replace").splitlines()
-    found = [line for line in lines if line.startswith("error: ")]
-    return found[-1][len("error: ") :] if found else "no error line"
-
-
-def first_reaching(curve: list[dict], target: float) -> dict | None:
-    return next((point for point in curve if point["dev_wer"] <= target), None)
+    return RunPlan(
+        config=cfg.finetune_config,
+        exp_dir=str(run.parent.parent),
+        name=arm,
+        version=run.name,
+        steps=int(cfg.steps),
+        val_every=int(cfg.val_every),
+        seed=seed,
+        progress_bar=False,
+        overrides=(
+            *init_args,
+            f"lang={cfg.lang}",
+            f"vocab.kind={cfg.vocab.kind}",
+            f"vocab.dir={vocab_dir(cfg, out)}",
+            f"data.train_manifest={budget['manifest']}",
+            f"data.dev_manifest={paths['dev']}",
+            *cfg.overrides,
+            *spec.overrides,
+        ),
+        # An error about the base names the study's key, not finetune's.
+        option_names={"init.nemo": "base.nemo=", "init.pretrained": "base.pretrained="},
+    )
 
 
 def evaluate_run(cfg: DictConfig, out: Path, paths: dict, budget: dict, key: tuple[float, str, int]) -> RunResult:
-    from asr_transfer.analysis.report import read_points
+    from asr_transfer.curves import first_reaching, read_points
     from asr_transfer.inference.evaluate import evaluate
+    from asr_transfer.languages import primary_metric
 
     budget_value, arm, seed = key
     run = run_dir(out, budget_value, arm, seed)
     model = layout.best_nemo(run)
     summary = evaluate(str(model), paths["test"], out_dir=str(run / "eval_test"))
     curve = read_points(run) if layout.metrics_path(run).is_file() else []
-    reached = first_reaching(curve, float(cfg.target_wer))
+    reached = first_reaching(curve, primary_metric(cfg.lang), float(cfg.target))  # the language's metric
     return RunResult(
         budget=budget_value,
         arm=arm,
@@ -243,6 +224,8 @@ def load_result(path: Path) -> RunResult:
 
 
 def run_all(cfg: DictConfig, out: Path, paths: dict, budgets: dict) -> list[RunResult]:
+    from asr_transfer.training.run import run_finetune
+
     results = []
     keys = grid(cfg)
     for number, key in enumerate(keys, start=1):
@@ -254,9 +237,9 @@ def run_all(cfg: DictConfig, out: Path, paths: dict, budgets: dict) -> list[RunR
             log(f"{label}: done before, skipped")
             continue
         started = time.time()
-        overrides = arm_overrides(cfg, arm, out, paths, budgets[budget_value], budget_value, seed)
+        plan = arm_plan(cfg, arm, out, paths, budgets[budget_value], budget_value, seed)
         log(f"{label}: {cfg.steps} steps on {budgets[budget_value]['hours']:.3f} h")
-        train(cfg.finetune_config, overrides, out / "logs" / f"{budget_tag(budget_value)}_{arm}_s{seed}.log")
+        run_finetune(plan, out / "logs" / f"{budget_tag(budget_value)}_{arm}_s{seed}.log")
         result = evaluate_run(cfg, out, paths, budgets[budget_value], key)
         write_json(done, asdict(result))
         results.append(result)
@@ -306,13 +289,13 @@ def inspect_arms(cfg: DictConfig, out: Path, results: list[RunResult]) -> dict[s
 
 
 def evaluate_base(cfg: DictConfig, out: Path, paths: dict) -> dict | None:
-    from asr_transfer.analysis.report import load_summary
+    from asr_transfer.curves import load_summary
     from asr_transfer.inference.evaluate import evaluate
     from asr_transfer.inference.model import load_model
 
     if not cfg.evaluate_base or not cfg.base.nemo:
         return None
-    path = out / "base_eval" / "summary.json"
+    path = layout.summary_path(out / "base_eval")
     done = load_summary(str(path))
     if done:
         return done

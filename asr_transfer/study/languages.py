@@ -18,10 +18,12 @@ from dataclasses import dataclass
 
 from omegaconf import OmegaConf
 
+from asr_transfer.curves import Line, Panel, best_point, first_reaching, plot_curves, read_study_points, settled
+from asr_transfer.curves import speed_up as speed_up_of
+from asr_transfer.curves import values as curve_values
 from asr_transfer.errors import InputError
 from asr_transfer.fileio import atomic_open
-from asr_transfer.plotting import saved_figure
-from asr_transfer.training.config import primary_metric
+from asr_transfer.languages import primary_metric
 
 PATIENCE = 3  # validations without a new best after which scratch counts as no longer improving
 
@@ -38,25 +40,12 @@ class LanguageRow:
     transfer: dict
     command: str
 
+    def points(self, arm: str) -> list[dict]:
+        return (self.scratch if arm == "scratch" else self.transfer)["curve"]
+
     def curve(self, arm: str) -> list[tuple[int, float]]:
-        run = self.scratch if arm == "scratch" else self.transfer
-        key = f"dev_{self.metric}"
-        return [(point["step"], point[key]) for point in run["curve"] if point.get(key) is not None]
-
-
-def read_curve(path: str, budget: float, arm: str, seed: int) -> list[dict]:
-    """One run's dev points from a study's curves.csv."""
-    points = []
-    with open(path, encoding="utf-8") as handle:
-        for row in csv.DictReader(handle):
-            if float(row["budget"]) == budget and row["arm"] == arm and int(row["seed"]) == seed:
-                points.append(
-                    {
-                        "step": int(row["step"]),
-                        **{key: float(row[key]) if row[key] else None for key in ("dev_wer", "dev_cer")},
-                    }
-                )
-    return points
+        """``(step, dev value of the language's metric)`` of an arm."""
+        return curve_values(self.points(arm), self.metric)
 
 
 def base_of(config) -> tuple[str, int | None]:
@@ -82,7 +71,7 @@ def load_study(folder: str) -> LanguageRow:
     if missing:
         raise InputError(f"{folder} has no {', '.join(sorted(missing))} arm; the table compares transfer with scratch")
     for arm, run in arms.items():
-        run["curve"] = read_curve(os.path.join(folder, "curves.csv"), run["budget"], arm, run["seed"])
+        run["curve"] = read_study_points(os.path.join(folder, "curves.csv"), run["budget"], arm, run["seed"])
     base, base_parameters = base_of(config)
     return LanguageRow(
         study=results["name"],
@@ -98,21 +87,23 @@ def load_study(folder: str) -> LanguageRow:
 
 
 def speed_up(row: LanguageRow) -> dict:
-    """Scratch's best dev value and the step it first reached it; the step transfer first reached it; their
-    ratio. Measured when scratch had stopped improving (no new best in its last PATIENCE validations),
-    else a lower bound: scratch might have gone on to a value transfer reaches later."""
-    scratch, transfer = row.curve("scratch"), row.curve("transfer")
-    best_value = min(value for _, value in scratch)
-    best_step = next(step for step, value in scratch if value == best_value)
-    reached = next((step for step, value in transfer if value <= best_value), None)
-    plateaued = len(scratch) > PATIENCE and all(value > best_value for _, value in scratch[-PATIENCE:])
+    """Scratch's best dev value and the step it first reached it; the step transfer first reached it; the
+    speed-up (``asr_transfer.curves.speed_up``: scratch's step over transfer's). Measured when scratch had
+    stopped improving (no new best in its last PATIENCE validations), else a lower bound: scratch might
+    have gone on to a value transfer reaches later."""
+    scratch = row.points("scratch")
+    best = best_point(scratch, row.metric)
+    best_value = best[f"dev_{row.metric}"]
+    reached = first_reaching(row.points("transfer"), row.metric, best_value)
+    measured = settled(scratch, row.metric, PATIENCE)
+    found = speed_up_of(best["step"], reached["step"] if reached else None, reference_settled=measured)
     return {
         "scratch_best": best_value,
-        "scratch_best_step": best_step,
-        "scratch_last_step": scratch[-1][0],
-        "transfer_step": reached,
-        "ratio": best_step / reached if reached else None,
-        "measured": plateaued,
+        "scratch_best_step": best["step"],
+        "scratch_last_step": row.curve("scratch")[-1][0],
+        "transfer_step": reached["step"] if reached else None,
+        "ratio": found.ratio,
+        "measured": measured,
     }
 
 
@@ -124,18 +115,17 @@ def speed_up_text(found: dict) -> str:
     return f">= {found['ratio']:.1f}x (scratch still improving)"
 
 
-def plot_curves(rows: list[LanguageRow], out_png: str) -> None:
-    with saved_figure(out_png, nrows=1, ncols=len(rows), figsize=(3.2 * len(rows), 3.2), squeeze=False) as (_, axes):
-        for axis, row in zip(axes[0], rows, strict=True):
-            for arm, style in (("scratch", "--"), ("transfer", "-")):
-                steps, values = zip(*row.curve(arm), strict=True)
-                axis.plot(steps, values, style, marker=".", label=arm)
-            axis.set_title(row.study, fontsize=9)
-            axis.set_xlabel("step")
-            axis.set_ylabel(f"dev {row.metric.upper()}")
-            axis.set_ylim(0, 1.05)
-            axis.grid(alpha=0.3)
-            axis.legend(fontsize=8)
+def plot_studies(rows: list[LanguageRow], out_png: str) -> None:
+    """One panel per study: scratch (dashed) and transfer against steps, in the language's metric."""
+    panels = []
+    for row in rows:
+        lines = []
+        for arm, style in (("scratch", "--"), ("transfer", "-")):
+            steps, found = zip(*row.curve(arm), strict=True)
+            lines.append(Line(arm, steps, found, fmt=style, marker="."))
+        panels.append(Panel(lines, xlabel="step", ylabel=f"dev {row.metric.upper()}", title=row.study,
+                            title_size=9, ylim=(0, 1.05), legend_size=8))  # fmt: skip
+    plot_curves(out_png, panels, panel_size=(3.2, 3.2))
 
 
 def base_size_finding(rows: list[LanguageRow]) -> list[str]:
@@ -208,7 +198,7 @@ def render(rows: list[LanguageRow], command: str) -> str:
 def write_report(folders: list[str], out_dir: str, command: str) -> str:
     rows = [load_study(folder) for folder in folders]
     os.makedirs(out_dir, exist_ok=True)
-    plot_curves(rows, os.path.join(out_dir, "dev_curves.png"))
+    plot_studies(rows, os.path.join(out_dir, "dev_curves.png"))
     with atomic_open(os.path.join(out_dir, "results.csv")) as handle:
         writer = csv.writer(handle)
         writer.writerow(

@@ -25,10 +25,10 @@ from pathlib import Path
 from asr_transfer.errors import UserError
 from asr_transfer.fileio import atomic_open, read_manifest
 from asr_transfer.languages import Language, is_han, load_language
-from asr_transfer.layout import CHAR, SENTENCEPIECE_KINDS, vocab_dir, vocab_done_file
+from asr_transfer.layout import CHAR, TOKENIZER_KINDS, vocab_dir, vocab_done_file
 from asr_transfer.manifests.checks import require_manifest
 
-KINDS = (CHAR, *SENTENCEPIECE_KINDS)
+KINDS = TOKENIZER_KINDS
 
 
 class TokenizerError(UserError):
@@ -201,7 +201,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("out_root", help="root folder; output goes to OUT_ROOT/<lang>/char or spe_<kind>_v<N>")
     parser.add_argument("--manifest", action="append", help="NeMo manifest with a text field (repeatable)")
     parser.add_argument("--lang", required=True, help="language code of the text")
-    parser.add_argument("--kind", choices=KINDS, default="char", help="char, bpe or unigram (default char)")
+    parser.add_argument("--kind", choices=KINDS, default=CHAR, help=f"{', '.join(KINDS)} (default {CHAR})")
     parser.add_argument("--vocab-size", type=int, help="SentencePiece vocabulary size (bpe/unigram)")
     parser.add_argument(
         "--print-dir", action="store_true", help="print the folder these options name and exit, training nothing"

@@ -1,72 +1,190 @@
-"""Fine-tuning configs: YAML files plus NeMo/Hydra-style overrides, and resolution of ``auto`` values.
+"""Fine-tuning configs: the typed schema, a YAML file over it, and Hydra-style overrides over that.
 
-In: a YAML path (which may ``inherit:`` a shared file such as ``recipes/conf/common.yaml``) and
-overrides (``key=value`` changes an existing key, ``+key=value`` adds a new one, ``~key`` deletes one).
-Out: an OmegaConf ``DictConfig`` with ``trainer.precision`` and ``accelerator`` resolved for this
-machine (bf16-mixed on GPUs that have it, 16-mixed on older GPUs, 32 on CPU). ``init.arch`` names an
-architecture file (``recipes/conf/arch/``); written in a config file it is relative to that file,
+In: a YAML path (keys of :class:`asr_transfer.training.schema.FinetuneConfig`; a file may ``inherit:``
+another, see :mod:`asr_transfer.inherit`) and overrides in Hydra's grammar (``key=value`` changes a key,
+``+key=value`` adds one where a section takes free keys: ``trainer``, ``model.optim``,
+``model.spec_augment``; ``~key`` deletes one there). Out: a typed OmegaConf ``DictConfig``. An unknown
+or misspelt key, in the file or an override, or a value of the wrong type, is a :class:`ConfigError`
+naming the key and the nearest valid one. ``trainer.precision`` and ``accelerator`` are resolved for
+this machine (bf16-mixed on GPUs that have it, 16-mixed on older GPUs, 32 on CPU). ``init.arch`` names
+an architecture file (``recipes/conf/arch/``); written in a config file it is relative to that file,
 given as an override it is relative to the working directory.
 """
 
 from __future__ import annotations
 
+import difflib
+import inspect
 import os
+from functools import cache
 
 import torch
+import yaml
 from omegaconf import DictConfig, OmegaConf, open_dict
+from omegaconf.errors import ConfigKeyError, OmegaConfBaseException
 
 from asr_transfer.errors import UserError
+from asr_transfer.inherit import resolve_inherit
+from asr_transfer.languages import primary_metric
 
 
 class ConfigError(UserError):
     pass
 
 
-def _has_key(cfg: DictConfig, dotted: str) -> bool:
-    *parents, leaf = dotted.split(".")
-    node = cfg
-    for part in parents:
-        if not isinstance(node, DictConfig) or part not in node.keys():
-            return False
-        node = node[part]
-    # keys() also lists mandatory values not yet set (???), which `in` would not.
-    return isinstance(node, DictConfig) and leaf in node.keys()
+def nearest(word: str, choices) -> str:
+    """`` (nearest: KEY)`` for the closest of ``choices``, or a list of them when none is close."""
+    choices = sorted(str(choice) for choice in choices)
+    close = difflib.get_close_matches(word, choices, n=1, cutoff=0.5)
+    if close:
+        return f"nearest valid key: {close[0]}"
+    return f"valid keys: {', '.join(choices)}" if choices else "the section takes no keys"
+
+
+def unknown_key_error(full_key: str, valid) -> ConfigError:
+    parent, _, leaf = full_key.rpartition(".")
+    section = f"{parent}." if parent else ""
+    suggestion = nearest(leaf, valid)
+    prefix = suggestion.split(": ", 1)
+    if len(prefix) == 2 and prefix[0] == "nearest valid key":
+        suggestion = f"nearest valid key: {section}{prefix[1]}"
+    return ConfigError(f"{full_key} is not a key of the config; {suggestion}")
+
+
+def _keys_at(cfg: DictConfig, dotted_parent: str) -> list[str]:
+    node = OmegaConf.select(cfg, dotted_parent) if dotted_parent else cfg
+    return list(node.keys()) if isinstance(node, DictConfig) else []
+
+
+def _takes_free_keys(cfg: DictConfig, dotted_parent: str) -> bool:
+    """True for a section typed as a plain mapping (trainer, model.optim ...), false for a schema section."""
+    node = OmegaConf.select(cfg, dotted_parent) if dotted_parent else cfg
+    return isinstance(node, DictConfig) and OmegaConf.get_type(node) is dict
+
+
+def _parse_overrides(overrides: list[str]):
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+    from hydra.errors import HydraException
+
+    parser = OverridesParser.create()
+    parsed = []
+    for text in overrides:
+        try:
+            (override,) = parser.parse_overrides([text])
+        except HydraException as error:
+            raise ConfigError(
+                f"override {text!r} cannot be read ({' '.join(str(error).split())[:200]}); write key=value, and quote "
+                f"a value holding spaces, commas or brackets: key='value'"
+            ) from None
+        if override.is_sweep_override():
+            raise ConfigError(f"override {text!r} is a sweep; quote a value holding commas: key='a,b'")
+        parsed.append(override)
+    return parsed
 
 
 def apply_overrides(cfg: DictConfig, overrides: list[str]) -> DictConfig:
-    for override in overrides:
-        if override.startswith("~"):
-            key = override[1:].split("=")[0]
-            parent, _, leaf = key.rpartition(".")
-            node = OmegaConf.select(cfg, parent) if parent else cfg
-            if node is None or leaf not in node:
-                raise ConfigError(f"cannot delete {key}: no such key")
-            with open_dict(node):
-                node.pop(leaf)
+    """``overrides`` (Hydra's grammar) applied to ``cfg`` in place; returns it."""
+    for override in _parse_overrides(list(overrides)):
+        key = override.key_or_group
+        parent, _, leaf = key.rpartition(".")
+        exists = leaf in _keys_at(cfg, parent)
+        if override.is_delete():
+            if not exists:
+                raise ConfigError(f"cannot delete {key}: no such key; {nearest(leaf, _keys_at(cfg, parent))}")
+            if not _takes_free_keys(cfg, parent):
+                raise ConfigError(
+                    f"cannot delete {key}: every key of the schema has a value; change it with {key}=VALUE"
+                )
+            with open_dict(cfg):
+                OmegaConf.select(cfg, parent).pop(leaf) if parent else cfg.pop(leaf)
             continue
-        if "=" not in override:
-            raise ConfigError(f"override {override!r} is not key=value")
-        add = override.startswith("+")
-        key, value = override.lstrip("+").split("=", 1)
-        if not add and not _has_key(cfg, key):
-            raise ConfigError(f"{key} is not in the config; write +{key}={value} to add a new key")
-        with open_dict(cfg):
-            cfg.merge_with(OmegaConf.from_dotlist([f"{key}={value}"]))
+        value = override.value()
+        if override.is_add() or override.is_force_add():
+            if exists and override.is_add():
+                raise ConfigError(f"{key} is already in the config; write {key}={value} to change it")
+            if not exists and not _takes_free_keys(cfg, parent):
+                raise unknown_key_error(key, _keys_at(cfg, parent))
+            if parent == "trainer" and leaf not in trainer_parameters():
+                raise unknown_key_error(key, trainer_parameters())
+            with open_dict(cfg):
+                OmegaConf.update(cfg, key, value, merge=True, force_add=True)
+            continue
+        if not exists:
+            if parent == "trainer" and leaf not in trainer_parameters():
+                raise unknown_key_error(key, trainer_parameters())
+            if _takes_free_keys(cfg, parent):
+                raise ConfigError(f"{key} is not in the config; write +{key}={value} to add a new key")
+            raise unknown_key_error(key, _keys_at(cfg, parent))
+        try:
+            OmegaConf.update(cfg, key, value, merge=True)
+        except OmegaConfBaseException as error:
+            raise ConfigError(f"{key}={value}: {_short(error)}; give a value of the key's type") from None
     return cfg
 
 
-def _load_with_inheritance(path: str) -> DictConfig:
-    """A config file; ``inherit: other.yaml`` (relative to the file) is loaded first and overlaid."""
+def _short(error: OmegaConfBaseException) -> str:
+    return " ".join(str(error).split("\n")[0].split()) if str(error) else type(error).__name__
+
+
+def _read_yaml(path: str) -> dict:
     if not os.path.isfile(path):
         raise ConfigError(f"config {path} does not exist; give a file such as recipes/conf/tiny_quartznet_char.yaml")
-    cfg = OmegaConf.load(path)
-    arch = OmegaConf.select(cfg, "init.arch")
+    with open(path, encoding="utf-8") as handle:
+        try:
+            raw = yaml.safe_load(handle) or {}
+        except yaml.YAMLError as error:
+            raise ConfigError(f"config {path} is not valid YAML ({' '.join(str(error).split())}); fix it") from None
+    if not isinstance(raw, dict):
+        raise ConfigError(f"config {path} holds no mapping of keys; see recipes/conf/tiny_quartznet_char.yaml")
+    arch = (raw.get("init") or {}).get("arch") if isinstance(raw.get("init"), dict) else None
     if arch and not os.path.isabs(arch):
-        cfg.init.arch = os.path.join(os.path.dirname(os.path.abspath(path)), arch)
-    parent = cfg.pop("inherit", None) if "inherit" in cfg else None
-    if parent:
-        cfg = OmegaConf.merge(_load_with_inheritance(os.path.join(os.path.dirname(path), parent)), cfg)
+        raw["init"]["arch"] = os.path.join(os.path.dirname(os.path.abspath(path)), arch)
+    return raw
+
+
+def _parent_config(name: str, child: str) -> tuple[dict, str]:
+    path = os.path.join(os.path.dirname(child), name)
+    if not os.path.isfile(path) and os.path.basename(name) == "common.yaml":
+        raise ConfigError(
+            f"{child} inherits {name}, which no longer exists: the shared defaults are built in "
+            f"(asr_transfer/training/schema.py); delete the inherit: line"
+        )
+    return _read_yaml(path), os.path.abspath(path)
+
+
+def config_from_file(path: str) -> DictConfig:
+    """The schema with the file (and what it inherits) laid over it."""
+    raw = resolve_inherit(_read_yaml(path), os.path.abspath(path), _parent_config)
+    return merged_onto_schema(raw, path)
+
+
+def merged_onto_schema(raw: dict, source: str) -> DictConfig:
+    from asr_transfer.training.schema import FinetuneConfig
+
+    cfg = OmegaConf.structured(FinetuneConfig)
+    try:
+        cfg = OmegaConf.merge(cfg, raw)
+    except ConfigKeyError as error:
+        full_key = str(error.full_key or error.key)
+        parent = full_key.rpartition(".")[0]
+        raise ConfigError(f"{source}: {unknown_key_error(full_key, _keys_at(cfg, parent))}") from None
+    except OmegaConfBaseException as error:
+        raise ConfigError(f"{source}: {error.full_key}: {_short(error)}; give a value of the key's type") from None
     return cfg
+
+
+@cache
+def trainer_parameters() -> tuple[str, ...]:
+    import lightning.pytorch as pl
+
+    return tuple(name for name in inspect.signature(pl.Trainer.__init__).parameters if name != "self")
+
+
+def check_trainer_keys(cfg: DictConfig, source: str) -> None:
+    """``trainer`` holds Lightning ``Trainer`` arguments only (a misspelt one would be a TypeError there)."""
+    for key in cfg.trainer.keys():
+        if key not in trainer_parameters():
+            raise ConfigError(f"{source}: {unknown_key_error(f'trainer.{key}', trainer_parameters())}")
 
 
 def load_arch(path: str | None) -> DictConfig:
@@ -79,7 +197,9 @@ def load_arch(path: str | None) -> DictConfig:
 
 
 def load_config(path: str, overrides: list[str] | None = None) -> DictConfig:
-    cfg = _load_with_inheritance(path)
+    """The typed fine-tuning config of ``path`` with ``overrides`` applied (see the module docstring)."""
+    cfg = config_from_file(path)
+    check_trainer_keys(cfg, path)
     return apply_overrides(cfg, list(overrides or []))
 
 
@@ -87,13 +207,6 @@ def auto_precision() -> str:
     if torch.cuda.is_available():
         return "bf16-mixed" if torch.cuda.is_bf16_supported() else "16-mixed"
     return "32"
-
-
-def primary_metric(lang: str | None) -> str:
-    """``wer`` or ``cer``: the metric a language is judged on (its language file's ``metric``)."""
-    from asr_transfer.languages import load_language
-
-    return load_language(lang).metric if lang else "wer"
 
 
 def resolve_monitor(cfg: DictConfig) -> DictConfig:

@@ -9,10 +9,10 @@ it is held outside the module tree, so checkpoints and the exported ``.nemo`` ne
 
 from __future__ import annotations
 
-import torch
 from omegaconf import DictConfig
 
 from asr_transfer.errors import UserError
+from asr_transfer.training.grafts import attach_kd
 
 
 def check_compatible(model, teacher) -> None:
@@ -24,33 +24,12 @@ def check_compatible(model, teacher) -> None:
 
 
 def attach_distillation(model, distill_cfg: DictConfig) -> None:
+    """Load ``distill.teacher`` (frozen, on the CPU until the first batch moves it), check its vocabulary,
+    and graft the KD loss onto ``model`` (``training.grafts.attach_kd``)."""
     from asr_transfer.inference.model import load_model
-    from asr_transfer.shrink.losses import masked_kl
 
     teacher = load_model(distill_cfg.teacher, "cpu", named="distill.teacher=")
     for parameter in teacher.parameters():
         parameter.requires_grad_(False)
     check_compatible(model, teacher)
-    temperature, weight = float(distill_cfg.temperature), float(distill_cfg.weight)
-    targets: dict = {}
-
-    def teacher_outputs(module, args, output):
-        if not model.training:
-            return
-        features, lengths = output
-        if next(teacher.parameters()).device != features.device:
-            teacher.to(features.device)
-        with torch.no_grad():
-            encoded, encoded_lengths = teacher.encoder(audio_signal=features, length=lengths)
-            targets["log_probs"] = teacher.decoder(encoder_output=encoded)
-            targets["lengths"] = encoded_lengths
-
-    def add_kl(module, args, kwargs, ctc_loss):
-        if not model.training or "log_probs" not in targets:
-            return ctc_loss
-        kl = masked_kl(kwargs["log_probs"], targets.pop("log_probs"), targets.pop("lengths"), temperature)
-        model.log("train_kd", kl.detach(), prog_bar=True)
-        return (1 - weight) * ctc_loss + weight * kl
-
-    model.preprocessor.register_forward_hook(teacher_outputs)
-    model.loss.register_forward_hook(add_kl, with_kwargs=True)
+    attach_kd(model, teacher, float(distill_cfg.temperature), float(distill_cfg.weight))

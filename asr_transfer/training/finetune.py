@@ -18,7 +18,6 @@ import os
 import shlex
 import shutil
 import sys
-import types
 from pathlib import Path
 
 import torch
@@ -26,17 +25,26 @@ from omegaconf import DictConfig, OmegaConf, open_dict
 
 from asr_transfer.errors import UserError
 from asr_transfer.fileio import atomic_open
-from asr_transfer.layout import checkpoints_dir, run_dir_of
-from asr_transfer.training.config import ConfigError, load_arch, load_config, resolve_monitor, resolve_trainer
-
-VOCAB_KINDS = ("char", "bpe", "keep")
+from asr_transfer.languages import MODEL_LANGUAGE_KEY
+from asr_transfer.layout import VOCAB_KINDS, checkpoints_dir, run_dir_of
+from asr_transfer.training.config import ConfigError, load_arch, resolve_monitor, resolve_trainer
+from asr_transfer.training.grafts import guard_training_step
 
 
 def make_trainer(cfg: DictConfig):
     import lightning.pytorch as pl
 
+    from asr_transfer.logs import is_verbose
+    from asr_transfer.training.callbacks import RunFolderLog, StepProgressBar
+
     trainer_cfg = OmegaConf.to_container(cfg.trainer, resolve=True)
     trainer_cfg.update({"logger": False, "enable_checkpointing": False})
+    # The run folder gets the full log and the model summary; the terminal one bar and a line a validation.
+    trainer_cfg["callbacks"] = [*trainer_cfg.get("callbacks", []), RunFolderLog()]
+    if not is_verbose():
+        trainer_cfg.setdefault("enable_model_summary", False)
+    if trainer_cfg.get("enable_progress_bar", True):
+        trainer_cfg["callbacks"].append(StepProgressBar())
     return pl.Trainer(**trainer_cfg)
 
 
@@ -49,12 +57,12 @@ def scratch_model_config(cfg: DictConfig) -> DictConfig:
     return model_cfg
 
 
-def check_inputs(cfg: DictConfig) -> None:
+def check_inputs(cfg: DictConfig, option_names: dict | None = None) -> None:
     """Every input a run reads, checked before anything is built or written: the base archive (or the
     scratch architecture), the vocabulary folder, and both manifests (fields, lines, audio present)."""
     from asr_transfer.manifests.checks import TRAINING_FIELDS, require_manifest, require_normalized
     from asr_transfer.nemofile import check_buildable, check_nemo_file
-    from asr_transfer.training.models import local_base_option
+    from asr_transfer.training.run import option_name
 
     shar_path = cfg.data.get("shar_path")
     missing = sorted(key for key in OmegaConf.missing_keys(cfg) if not (shar_path and key == "data.train_manifest"))
@@ -63,10 +71,14 @@ def check_inputs(cfg: DictConfig) -> None:
     if cfg.init.get("scratch"):
         load_arch(cfg.init.get("arch"))
     elif cfg.init.get("nemo"):
-        check_buildable(cfg.init.nemo, local_base_option())
+        check_buildable(cfg.init.nemo, option_name(option_names, "init.nemo"))
     if cfg.get("distill") and cfg.distill.get("teacher"):
         check_nemo_file(cfg.distill.teacher, "distill.teacher=")
-    check_vocabulary(cfg)
+    check_vocabulary(cfg, option_names)
+    if cfg.data.get("noise_manifest") or cfg.data.get("rir_manifest"):
+        from asr_transfer.training.data import check_augmentation
+
+        check_augmentation(cfg.data)  # noise / RIR manifests and the SNR range, before the base loads
     manifests = [(cfg.data.dev_manifest, "dev manifest")]
     if shar_path:
         from asr_transfer.manifests.shar import rank_fields, shard_fields
@@ -80,16 +92,16 @@ def check_inputs(cfg: DictConfig) -> None:
             require_normalized(path, cfg.lang, role)
 
 
-def base_vocabulary_kind(init_cfg: DictConfig) -> str | None:
+def base_vocabulary_kind(init_cfg: DictConfig, option_names: dict | None = None) -> str | None:
     """``char`` or ``bpe``: what the base's output layer predicts, read without building it (the archive's
     config, or the catalog's entry); None for a scratch model or a base known only by a hub id."""
     from asr_transfer.nemofile import read_config, vocabulary_kind
-    from asr_transfer.training.models import local_base_option
+    from asr_transfer.training.run import option_name
 
     if init_cfg.get("scratch"):
         return None
     if init_cfg.get("nemo"):
-        return vocabulary_kind(read_config(init_cfg.nemo, local_base_option()))
+        return vocabulary_kind(read_config(init_cfg.nemo, option_name(option_names, "init.nemo")))
     if init_cfg.get("pretrained"):
         from asr_transfer.bases import BaseModelUnavailable, lookup
 
@@ -101,7 +113,7 @@ def base_vocabulary_kind(init_cfg: DictConfig) -> str | None:
     return None
 
 
-def check_vocabulary(cfg: DictConfig) -> None:
+def check_vocabulary(cfg: DictConfig, option_names: dict | None = None) -> None:
     """The config's ``vocab.kind``, what ``vocab.dir`` holds and what the base predicts agree, checked
     before anything is built: a character config reading a SentencePiece folder would otherwise train on
     NeMo's split of ``vocab.txt`` pieces into labels, and exit 0."""
@@ -126,7 +138,7 @@ def check_vocabulary(cfg: DictConfig) -> None:
             f"vocab.kind={kind} but vocab.dir={folder} holds {described[holds]}; set vocab.kind={holds}, or point "
             f"vocab.dir at a train-tokenizer --kind {'char' if kind == 'char' else 'bpe'} folder"
         )
-    if kind == "char" and base_vocabulary_kind(cfg.init) == "bpe":
+    if kind == "char" and base_vocabulary_kind(cfg.init, option_names) == "bpe":
         raise ConfigError(
             "the base predicts SentencePiece pieces and cannot take a character target (vocab.kind=char); use "
             "vocab.kind=bpe with a train-tokenizer --kind bpe folder, or a character base"
@@ -144,7 +156,7 @@ def planned_world_size(trainer_cfg: DictConfig) -> int | None:
     return count * int(trainer_cfg.get("num_nodes", 1))
 
 
-def prepare_model(cfg: DictConfig, trainer=None):
+def prepare_model(cfg: DictConfig, trainer=None, option_names: dict | None = None):
     """The model to train: a restored base with the target vocabulary, or a scratch model."""
     from asr_transfer.training.models import build_model, restore_base, swap_vocabulary
 
@@ -153,7 +165,7 @@ def prepare_model(cfg: DictConfig, trainer=None):
         model = build_model(scratch_model_config(cfg), cfg.vocab, trainer=None)
         report["init"] = "scratch"
     else:
-        base = restore_base(cfg.init)
+        base = restore_base(cfg.init, option_names=option_names)
         model, shared = swap_vocabulary(base, cfg.vocab)
         report.update({"init": cfg.init.get("nemo") or cfg.init.get("pretrained"), "shared_tokens_kept": shared})
         if cfg.model.get("spec_augment"):
@@ -174,30 +186,6 @@ def apply_freezing(model, freeze_cfg: DictConfig):
     frozen = freeze_lower_blocks(model, int(freeze_cfg.encoder_blocks), keep_norm)
     until = freeze_cfg.until_step
     return FreezeSchedule(frozen, keep_norm, int(until) if until is not None else None)
-
-
-def guard_training_step(model) -> None:
-    """CTC loss in fp32, and a batch whose loss is not finite is skipped (counted, never trained on)."""
-
-    def loss_in_fp32(module, args, kwargs):
-        if "log_probs" in kwargs:
-            kwargs["log_probs"] = kwargs["log_probs"].float()
-        return args, kwargs
-
-    model.loss.register_forward_pre_hook(loss_in_fp32, with_kwargs=True)
-    model._skipped_nonfinite = 0
-    original_step = model.training_step
-
-    def training_step(self, batch, batch_idx):
-        output = original_step(batch, batch_idx)
-        loss = output["loss"] if isinstance(output, dict) else output
-        if loss is not None and not torch.isfinite(loss).all():
-            self._skipped_nonfinite += 1
-            self.log("skipped_nonfinite_batches", float(self._skipped_nonfinite), prog_bar=True)
-            return None  # Lightning skips the backward pass and the optimizer step
-        return output
-
-    model.training_step = types.MethodType(training_step, model)
 
 
 def save_run_record(log_dir: Path, cfg: DictConfig, report: dict, argv: list[str] | None) -> None:
@@ -222,25 +210,30 @@ def removed_on_failure(run: Path):
         raise
 
 
-def finetune(cfg: DictConfig, argv: list[str] | None = None, callbacks: tuple = ()) -> Path:
+def finetune(
+    cfg: DictConfig, argv: list[str] | None = None, callbacks: tuple = (), option_names: dict | None = None
+) -> Path:
     """Run a fine-tuning job (with extra Lightning ``callbacks``, if any); returns the run folder."""
     cfg = resolve_monitor(resolve_trainer(cfg))
-    check_inputs(cfg)
+    check_inputs(cfg, option_names)
     torch.manual_seed(int(cfg.seed))
     trainer = make_trainer(cfg)
     with removed_on_failure(run_dir_of(cfg.exp_manager)):
-        return train(cfg, trainer, argv, callbacks)
+        return train(cfg, trainer, argv, callbacks, option_names)
 
 
-def train(cfg: DictConfig, trainer, argv: list[str] | None, callbacks: tuple = ()) -> Path:
+def train(
+    cfg: DictConfig, trainer, argv: list[str] | None, callbacks: tuple = (), option_names: dict | None = None
+) -> Path:
     from nemo.utils.exp_manager import exp_manager
 
+    from asr_transfer.manifests.audio import model_sample_rate
     from asr_transfer.training.callbacks import DevCER, MetricsCSV, Throughput
     from asr_transfer.training.data import check_label_lengths, dataset_config
     from asr_transfer.training.freezing import trainable_fraction
 
     log_dir = Path(exp_manager(trainer, cfg.exp_manager))
-    model, report = prepare_model(cfg, trainer)
+    model, report = prepare_model(cfg, trainer, option_names)
     freeze_schedule = apply_freezing(model, cfg.freeze)
     report["trainable_fraction"] = round(trainable_fraction(model), 4)
     train_manifest = None if cfg.data.get("shar_path") else cfg.data.train_manifest
@@ -267,6 +260,7 @@ def train(cfg: DictConfig, trainer, argv: list[str] | None, callbacks: tuple = (
     model.setup_validation_data(dataset_config(model, cfg.data.dev_manifest, cfg.data, train=False))
     with open_dict(model.cfg):
         model.cfg.optim = cfg.model.optim
+        model.cfg[MODEL_LANGUAGE_KEY] = cfg.get("lang")  # the .nemo records its language for evaluate, tune-lm
     model.setup_optimization(cfg.model.optim)
     if cfg.get("distill") and cfg.distill.get("teacher"):
         from asr_transfer.training.distill import attach_distillation
@@ -278,7 +272,7 @@ def train(cfg: DictConfig, trainer, argv: list[str] | None, callbacks: tuple = (
             freeze_schedule,
             DevCER(),
             MetricsCSV(log_dir),
-            Throughput(str(log_dir / "throughput.json"), int(model.cfg.get("sample_rate", 16000))),
+            Throughput(str(log_dir / "throughput.json"), model_sample_rate(model)),
             *callbacks,
         ]
     )
@@ -289,17 +283,27 @@ def train(cfg: DictConfig, trainer, argv: list[str] | None, callbacks: tuple = (
 
 
 def printable(cfg: DictConfig, what: str) -> str:
-    """A fact the recipes ask for instead of spelling it out: the run folder, the model name, a config key."""
+    """A fact the recipes ask for instead of spelling it out: the run folder, the model name, the whole
+    config, a config key."""
     from asr_transfer.layout import trained_model_name
 
     if what == "run-dir":
         return str(run_dir_of(cfg.exp_manager))
     if what == "model-name":
         return trained_model_name(cfg)
+    if what == "config":
+        return OmegaConf.to_yaml(cfg).rstrip("\n")
     value = OmegaConf.select(cfg, what, default=ConfigError)
     if value is ConfigError or isinstance(value, DictConfig):
-        raise ConfigError(f"--print {what}: not run-dir, model-name or a config key holding a value")
+        raise ConfigError(f"--print {what}: not run-dir, model-name, config or a config key holding a value")
     return "" if value is None else str(value)
+
+
+def option_mapping(text: str) -> tuple[str, str]:
+    key, separator, option = text.partition("=")
+    if not separator or not key or not option:
+        raise argparse.ArgumentTypeError(f"{text!r} is not KEY=OPTION, e.g. init.nemo=--base")
+    return key, option
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -308,10 +312,12 @@ def build_parser() -> argparse.ArgumentParser:
         description="Fine-tune a NeMo CTC model on a new language or domain: restore a base (init.pretrained or "
         "init.nemo) or start from scratch (init.scratch=true with init.arch), swap the vocabulary, freeze or "
         "re-initialize encoder blocks, train with Lightning and NeMo's exp_manager. The run folder is "
-        "exp_manager.exp_dir/exp_manager.name/exp_manager.version; a rerun resumes it.",
-        epilog="Overrides: key=value changes a key, +key=value adds one, ~key removes one. Example: "
-        "asr-transfer finetune --config recipes/conf/quartznet15x5_char.yaml data.train_manifest=train.json "
-        "data.dev_manifest=dev.json vocab.dir=tokenizers/de/char trainer.max_steps=20000",
+        "exp_manager.exp_dir/exp_manager.name/exp_manager.version; a rerun resumes it. Every key of the config is "
+        "typed (asr_transfer/training/schema.py): a misspelt one is refused with the nearest valid key.",
+        epilog="Overrides (Hydra's grammar): key=value changes a key, +key=value adds one to trainer, model.optim or "
+        "model.spec_augment, ~key removes one there. Example: asr-transfer finetune --config "
+        "recipes/conf/quartznet15x5_char.yaml data.train_manifest=train.json data.dev_manifest=dev.json "
+        "vocab.dir=tokenizers/de/char --steps 20000",
     )
     parser.add_argument("--config", required=True, help="YAML config (recipes/conf/*.yaml)")
     parser.add_argument(
@@ -319,21 +325,59 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="WHAT",
         dest="print_what",
         help="print what this config and its overrides name, and exit: run-dir (the run folder), model-name "
-        "(the stem exports are named with) or a config key such as vocab.kind",
+        "(the stem exports are named with), config (the whole resolved config, every default included) or a "
+        "config key such as vocab.kind",
     )
     parser.add_argument("--print-run-dir", action="store_true", help="the same as --print run-dir")
+    run = parser.add_argument_group("run options (shorthands for the overrides every recipe sets)")
+    run.add_argument("--exp-dir", help="exp_manager.exp_dir: the run folder is EXP_DIR/NAME/VERSION")
+    run.add_argument("--name", help="exp_manager.name")
+    run.add_argument("--version", help="exp_manager.version")
+    run.add_argument("--steps", type=int, help="trainer.max_steps")
+    run.add_argument("--val-every", type=int, help="trainer.val_check_interval, at most --steps")
+    run.add_argument("--seed", type=int, help="seed")
+    run.add_argument(
+        "--no-progress-bar", dest="progress_bar", action="store_const", const=False, help="no training progress bar"
+    )
+    run.add_argument(
+        "--option-name",
+        type=option_mapping,
+        action="append",
+        default=[],
+        metavar="KEY=OPTION",
+        help="how error messages name a config key a recipe sets from its own option, e.g. init.nemo=--base",
+    )
     parser.add_argument("overrides", nargs="*", help="key=value | +key=value | ~key")
     return parser
 
 
+def plan_of(args: argparse.Namespace):
+    from asr_transfer.training.run import RunPlan
+
+    return RunPlan(
+        config=args.config,
+        exp_dir=args.exp_dir,
+        name=args.name,
+        version=args.version,
+        steps=args.steps,
+        val_every=args.val_every,
+        seed=args.seed,
+        progress_bar=args.progress_bar,
+        overrides=tuple(args.overrides),
+        option_names=dict(args.option_name),
+    )
+
+
 def main(argv: list[str] | None = None) -> int:
+    from asr_transfer.training.run import load_plan, run_finetune
+
     argv = list(sys.argv[1:] if argv is None else argv)
     args = build_parser().parse_args(argv)
-    cfg = load_config(args.config, args.overrides)
+    plan = plan_of(args)
     if args.print_run_dir or args.print_what:
-        print(printable(cfg, args.print_what or "run-dir"))
+        print(printable(load_plan(plan), args.print_what or "run-dir"))
         return 0
-    log_dir = finetune(cfg, argv)
+    log_dir = run_finetune(plan, argv=argv).run_dir
     if int(os.environ.get("LOCAL_RANK", "0")) == 0 and int(os.environ.get("NODE_RANK", "0")) == 0:
         print(f"run folder: {log_dir}")
     return 0

@@ -10,7 +10,6 @@ tokens both vocabularies hold (and the blank) start from the base's weights inst
 from __future__ import annotations
 
 import copy
-import os
 from pathlib import Path
 
 import torch
@@ -21,12 +20,6 @@ from asr_transfer.tokenizers.train import read_labels
 from asr_transfer.training.config import ConfigError
 
 
-def local_base_option() -> str:
-    """How messages name the local-base setting: the config key, or the recipe's flag when a recipe runs us
-    (recipes/lib/cv_transfer.sh exports ASR_TRANSFER_BASE_OPTION=--init_nemo)."""
-    return os.environ.get("ASR_TRANSFER_BASE_OPTION", "init.nemo=")
-
-
 def is_bpe(model) -> bool:
     return hasattr(model, "tokenizer") and model.tokenizer is not None
 
@@ -35,28 +28,32 @@ def target_labels(vocab_cfg: DictConfig) -> list[str]:
     return read_labels(Path(vocab_cfg.dir) / "vocab.txt")
 
 
-def restore_pretrained(name: str, map_location: str = "cpu"):
+def restore_pretrained(name: str, map_location: str = "cpu", local_option: str = "init.nemo="):
     """A base by catalog name or Hugging Face id (asr_transfer/bases.yaml): shipped file, Hugging Face
-    cache, NeMo's NGC cache, then a download. Unresolvable: one error naming every place tried."""
+    cache, NeMo's NGC cache, then a download. Unresolvable: one error naming every place tried, and how
+    to give a local file instead (``local_option``: how the user names ``init.nemo``)."""
     from asr_transfer.bases import resolve
-    from asr_transfer.nemofile import restore_model
+    from asr_transfer.training.hybrid import restore_as_ctc as restore_model  # hybrids continue as CTC
 
     try:
         path = resolve(name)
     except BaseModelUnavailable as error:
-        option = local_base_option()
+        option = local_option
         example = f"{option}/path/to/model.nemo" if option.endswith("=") else f"{option} /path/to/model.nemo"
         raise BaseModelUnavailable(f"{error} ({example})") from None
     return restore_model(path, f"init.pretrained={name} ->", map_location=map_location)
 
 
-def restore_base(init_cfg: DictConfig, map_location: str = "cpu"):
-    from asr_transfer.nemofile import restore_model
+def restore_base(init_cfg: DictConfig, map_location: str = "cpu", option_names: dict | None = None):
+    """The base an ``init`` config names; errors name the user's options (``option_names``, see
+    :func:`asr_transfer.training.run.option_name`)."""
+    from asr_transfer.training.hybrid import restore_as_ctc as restore_model  # hybrids continue as CTC
+    from asr_transfer.training.run import option_name
 
     if init_cfg.get("nemo"):
-        return restore_model(init_cfg.nemo, local_base_option(), map_location=map_location)
+        return restore_model(init_cfg.nemo, option_name(option_names, "init.nemo"), map_location=map_location)
     if init_cfg.get("pretrained"):
-        return restore_pretrained(init_cfg.pretrained, map_location)
+        return restore_pretrained(init_cfg.pretrained, map_location, option_name(option_names, "init.nemo"))
     raise ConfigError(
         "no base model is set; set init.pretrained (a NeMo model name), init.nemo (a .nemo file) or init.scratch=true"
     )

@@ -21,9 +21,7 @@ option seed 0 "seed of the corpus and of training"
 option base "$repo/recipes/en_base/model/en_tiny_quartznet_char.nemo" "the English base .nemo"
 parse_options "$@"
 lang=de
-# Validate at least once even in short smoke runs: the report plots the dev curve.
-val_every=${val_every:-$(( steps < 25 ? steps : 25 ))}
-export ASR_TRANSFER_BASE_OPTION=--base
+val_every=${val_every:-25}  # finetune --val-every is at most --steps: short smoke runs validate once
 
 corpus=$out/cv_synthetic
 data=$out/data/$lang
@@ -31,15 +29,16 @@ tokenizers=$out/tokenizers
 vocab=$(cli train-tokenizer "$tokenizers" --lang "$lang" --kind char --print-dir)
 arm_args() {  # $1: arm name, then its own overrides; sets the array args
     local arm=$1; shift
-    args=(--config "$repo/recipes/conf/tiny_quartznet_char.yaml" lang="$lang" vocab.dir="$vocab"
-        data.train_manifest="$data/train.json" data.dev_manifest="$data/dev.json" trainer.max_steps="$steps"
-        trainer.val_check_interval="$val_every" exp_manager.exp_dir="$out/runs" exp_manager.name="$arm"
-        seed="$seed" trainer.enable_progress_bar=false "$@")
+    args=(--config "$repo/recipes/conf/tiny_quartznet_char.yaml" --exp-dir "$out/runs" --name "$arm"
+        --steps "$steps" --val-every "$val_every" --seed "$seed" --option-name init.nemo=--base
+        lang="$lang" vocab.dir="$vocab" data.train_manifest="$data/train.json" data.dev_manifest="$data/dev.json"
+        exp_manager.checkpoint_callback_params.save_top_k=5 "$@")  # 5 best kept: export --average 5 can use them
 }
 arm_args transfer init.nemo="$base"; transfer_args=("${args[@]}")
 arm_args scratch init.scratch=true; scratch_args=("${args[@]}")
 transfer_run=$(cli finetune "${transfer_args[@]}" --print-run-dir)
 scratch_run=$(cli finetune "${scratch_args[@]}" --print-run-dir)
+where() { cli report demo "$out" --print "$1"; }  # the demo's output names live in asr_transfer/layout.py
 
 if run_stage 0; then
     log_stage 0 "synthesize Common Voice ($clips clips, faults planted)" "espeak-ng" "$corpus"
@@ -65,8 +64,9 @@ if run_stage 5; then
     for arm in transfer scratch; do
         run=$transfer_run; [ "$arm" = scratch ] && run=$scratch_run
         best=$(cli export --print-best "$run")
-        log_stage 5 "evaluate $arm on test" "$best" "$out/eval_$arm/summary.json"
-        cli evaluate --model "$best" --manifest "$data/test.json" --out "$out/eval_$arm"
+        eval_dir=$(where "eval-$arm")
+        log_stage 5 "evaluate $arm on test" "$best" "$eval_dir/summary.json"
+        cli evaluate --model "$best" --manifest "$data/test.json" --out "$eval_dir"
     done
     log_stage 5 "export" "$transfer_run" "$out/model_de_transfer.nemo"
     cli export --run "$transfer_run" --out "$out/model_de_transfer.nemo"
@@ -76,12 +76,13 @@ if run_stage 6; then
     log_stage 6 "n-gram LM, tuned on dev" "$data/train.json" "$out/lm/params.json"
     cli train-lm --prepared "$data" --model "$model" --order 5 "$out/lm/char_5gram.arpa"
     cli tune-lm --model "$model" --lm "$out/lm/char_5gram.arpa" --manifest "$data/dev.json" --out "$out/lm/params.json"
-    log_stage 6 "evaluate transfer on test: beam, beam with the LM" "$model" "$out/eval_transfer_{beam,lm}/summary.json"
-    cli evaluate --model "$model" --manifest "$data/test.json" --decoding beam --beam-size 8 --out "$out/eval_transfer_beam"
-    cli evaluate --model "$model" --manifest "$data/test.json" --lm-params "$out/lm/params.json" --out "$out/eval_transfer_lm"
+    beam_dir=$(where eval-transfer-beam); lm_dir=$(where eval-transfer-lm)
+    log_stage 6 "evaluate transfer on test: beam, beam with the LM" "$model" "$beam_dir, $lm_dir"
+    cli evaluate --model "$model" --manifest "$data/test.json" --decoding beam --beam-size 8 --out "$beam_dir"
+    cli evaluate --model "$model" --manifest "$data/test.json" --lm-params "$out/lm/params.json" --out "$lm_dir"
 fi
 if run_stage 7; then
-    log_stage 7 "report" "$transfer_run $scratch_run" "$out/RESULTS.md, $out/dev_wer.png"
+    log_stage 7 "report" "$transfer_run $scratch_run" "$out/RESULTS.md, $(where plot)"
     cli report demo "$out" --transfer "$transfer_run" --scratch "$scratch_run" > "$out/RESULTS.md"
     cat "$out/RESULTS.md"
 fi

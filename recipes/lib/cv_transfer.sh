@@ -37,7 +37,6 @@ if [ "${new_language:-0}" = 1 ]; then
     export ASR_TRANSFER_LANGUAGES=$languages${ASR_TRANSFER_LANGUAGES:+:$ASR_TRANSFER_LANGUAGES}
 fi
 # Errors about the base name the recipe's option, not the config key.
-export ASR_TRANSFER_BASE_OPTION=--init_nemo
 
 case "$base" in
     quartznet) conf=$repo/recipes/conf/quartznet15x5_char.yaml ;;
@@ -50,7 +49,7 @@ data=$out/data
 tokenizers=$out/tokenizers
 kind=$(cli finetune --config "$conf" --print vocab.kind)
 vocab_dir=$(cli train-tokenizer "$tokenizers" --lang "$lang" --kind "$kind" --vocab-size "$bpe_size" --print-dir)
-finetune_args=(--config "$conf" lang="$lang" vocab.dir="$vocab_dir" data.train_manifest="$data/train.json"
+finetune_args=(--config "$conf" --option-name init.nemo=--init_nemo lang="$lang" vocab.dir="$vocab_dir" data.train_manifest="$data/train.json"
     data.dev_manifest="$data/$dev_split.json" exp_manager.exp_dir="$out/finetune")
 [ -n "$init_nemo" ] && finetune_args+=(init.nemo="$init_nemo")
 prepare_args=(--lang "$lang" --jobs "$jobs")

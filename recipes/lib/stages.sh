@@ -5,8 +5,10 @@
 #   option clips 400 "clips to synthesize"
 #   parse_options "$@"; set -- "${positional[@]+"${positional[@]}"}"
 # "--name value" and "--name=value" set $name. An option the recipe did not declare is an error
-# (exit 2); --help prints the header comment and every option with its default. Nothing changes
-# directory: relative paths are the caller's, and files of the repository are found under $repo.
+# (exit 2); --help prints the header comment and every option with its default. Every recipe has
+# --stage, --stop_stage and --verbose (true: NeMo's and Lightning's full log on the terminal, exported to
+# every command as ASR_TRANSFER_VERBOSE=1). Nothing changes directory: relative paths are the caller's,
+# and files of the repository are found under $repo.
 
 repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 PY=${PYTHON:-$repo/.venv/bin/python}
@@ -19,6 +21,7 @@ option() {
 }
 option stage 0 "first stage to run"
 option stop_stage 100 "last stage to run"
+option verbose false "true: NeMo's and Lightning's full log on the terminal"
 
 print_help() {
     sed -n '2,/^[^#]/{/^#/s/^# \{0,1\}//p}' "$0"
@@ -54,6 +57,11 @@ parse_options() {
             *) positional+=("$1"); shift ;;
         esac
     done
+    case $verbose in
+        true|1|yes) export ASR_TRANSFER_VERBOSE=1 ;;
+        false|0|no) ;;
+        *) echo "error: --verbose $verbose; use true or false" >&2; exit 2 ;;
+    esac
 }
 
 # run_stage N: true when stage N lies within --stage..--stop_stage.

@@ -26,9 +26,9 @@ data=$out/data
 tokenizers=$out/tokenizers
 vocab=$(cli train-tokenizer "$tokenizers" --lang "$lang" --kind "$kind" --vocab-size "$bpe_size" --print-dir)
 model=$model_dir/$model_name.nemo
-finetune_args=(--config "$conf" lang="$lang" init.scratch=true vocab.dir="$vocab" data.train_manifest="$data/train.json"
-    data.dev_manifest="$data/dev.json" trainer.max_steps="$steps" trainer.val_check_interval=250
-    exp_manager.exp_dir="$out/train_$arch" seed="$seed" trainer.enable_progress_bar=false)
+finetune_args=(--config "$conf" --exp-dir "$out/train_$arch" --steps "$steps" --val-every 250 --seed "$seed"
+    lang="$lang" init.scratch=true vocab.dir="$vocab" data.train_manifest="$data/train.json"
+    data.dev_manifest="$data/dev.json")
 run_dir=$(cli finetune "${finetune_args[@]}" --print-run-dir)
 
 if run_stage 0; then

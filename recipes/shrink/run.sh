@@ -22,7 +22,6 @@ option seeds 0,1,2 "seeds of stage 2"
 option out exp/shrink "output folder"
 option jobs "$(nproc)" "worker processes for synthesis and data preparation"
 parse_options "$@"
-export ASR_TRANSFER_BASE_OPTION=--base
 
 conf=$repo/recipes/conf/tiny_fastconformer_bpe.yaml
 corpus=${cv:-$out/cv_synthetic}

@@ -1,0 +1,269 @@
+"""ONNX export of a CTC model for deployment outside NeMo: ONNX Runtime and sherpa-onnx.
+
+In: a restored NeMo CTC model (``EncDecCTCModel``, ``EncDecCTCModelBPE``) and an output folder. Out, in
+the folder:
+
+- ``model.onnx``: NeMo's own exporter (``model.export``): input ``audio_signal``, log-mel features
+  B x features x T (float32, as the model's preprocessor writes them, normalized), and ``length`` (B,
+  int64); output ``logprobs``, B x T/subsampling x (vocabulary + 1), the blank last. NeMo drops
+  ``length`` from convolutional encoders (QuartzNet) whose masks it turns off for export; it is added
+  back as an unused input, because sherpa-onnx feeds both. The metadata that sherpa-onnx's offline NeMo
+  CTC recognizer reads (``vocab_size``, ``normalize_type``, ``subsampling_factor``; with ``model_type``,
+  ``version``, ``model_author``, ``comment`` as in its NeMo export guide) and ``feat_dim``,
+  ``sample_rate`` for other runtimes are in the model's ``metadata_props``.
+- ``tokens.txt``: ``<token> <id>`` per line, the blank ``<blk>`` last; a space token is written ``▁``,
+  which sherpa-onnx prints as a space.
+
+:func:`ort_transcribe` decodes with ONNX Runtime (features from the model's NeMo preprocessor, one
+utterance at a time, greedy CTC); :func:`sherpa_transcribe` with sherpa-onnx, which computes its own
+features from the waveform. Its frontend (Kaldi-style framing, frames centred half a hop later than
+NeMo's centred STFT) is close to, not identical with, NeMo's: :func:`sherpa_frontend_problems` lists the
+preprocessor settings it cannot reproduce at all.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+
+from asr_transfer.errors import UserError
+from asr_transfer.fileio import atomic_path
+
+MODEL_FILE = "model.onnx"
+TOKENS_FILE = "tokens.txt"
+BLANK = "<blk>"
+SPACE = "\u2581"  # SentencePiece's word boundary; sherpa-onnx's symbol table turns it into a space
+
+# What sherpa-onnx's NeMo CTC frontend computes (offline-recognizer-ctc-impl.h sets librosa-style mel
+# banks from 0 Hz to Nyquist and a Hann window; frames are 25 ms every 10 ms): the preprocessor settings
+# it can reproduce, as (config key, NeMo's default when the key is absent, accepted values).
+SHERPA_FRONTEND = (
+    ("_target_", None, ("nemo.collections.asr.modules.AudioToMelSpectrogramPreprocessor",)),
+    ("window_size", 0.02, (0.025,)),
+    ("window_stride", 0.01, (0.01,)),
+    ("window", "hann", ("hann",)),
+    ("lowfreq", 0, (0, 0.0)),
+    ("highfreq", None, (None,)),
+    ("log", True, (True,)),
+    ("mag_power", 2.0, (2.0, 2)),
+    ("frame_splicing", 1, (1,)),
+    ("normalize", "per_feature", ("per_feature", "NA", None, "")),
+)
+
+
+def sherpa_frontend_problems(preprocessor_cfg) -> list[str]:
+    """The model's preprocessor settings that sherpa-onnx's NeMo CTC frontend does not compute (each as
+    ``key=value (sherpa-onnx: ...)``); empty when it computes the same kind of features."""
+    problems = []
+    for key, default, accepted in SHERPA_FRONTEND:
+        value = preprocessor_cfg.get(key, default)
+        if value not in accepted:
+            problems.append(f"preprocessor.{key}={value} (sherpa-onnx: {accepted[0]})")
+    return problems
+
+
+def normalize_type(preprocessor_cfg) -> str:
+    """sherpa-onnx's ``normalize_type``: ``per_feature``, or empty for no normalization."""
+    value = preprocessor_cfg.get("normalize", "per_feature")
+    return "" if value in ("NA", None, "") else str(value)
+
+
+def subsampling_factor(model) -> int:
+    """Input frames per output frame of the model's encoder, measured on 1600 frames of noise (QuartzNet's
+    strides and Conformer's subsampling are configured differently; the output length is one rule)."""
+    import torch
+
+    if model.training:
+        raise ValueError("subsampling_factor needs a model in eval mode (BatchNorm statistics would move)")
+    frames = 1600
+    features = int(model.cfg.preprocessor.get("features", 64))
+    with torch.inference_mode():
+        _, lengths = model.encoder(audio_signal=torch.randn(1, features, frames), length=torch.tensor([frames]))
+    return max(1, round(frames / int(lengths[0])))
+
+
+def token_lines(vocabulary: list[str]) -> list[str]:
+    """``tokens.txt`` lines: ``<token> <id>``, the blank (id len(vocabulary)) last. Raises UserError for a
+    token holding whitespace other than a lone space, which the ``<token> <id>`` format cannot carry."""
+    lines = []
+    for index, token in enumerate(vocabulary):
+        written = SPACE if token == " " else token
+        if not written or any(char.isspace() for char in written):
+            raise UserError(
+                f"token {index} ({token!r}) of the model's vocabulary holds whitespace, which sherpa-onnx's "
+                f"tokens.txt cannot carry; export without --onnx"
+            )
+        lines.append(f"{written} {index}")
+    lines.append(f"{BLANK} {len(vocabulary)}")
+    return lines
+
+
+def _add_length_input(graph) -> None:
+    from onnx import TensorProto, helper
+
+    if len(graph.input) > 1:
+        return
+    batch = graph.input[0].type.tensor_type.shape.dim[0]
+    graph.input.append(
+        helper.make_tensor_value_info("length", TensorProto.INT64, [batch.dim_param or batch.dim_value or "batch"])
+    )
+
+
+def export_onnx(model, out_dir: str | os.PathLike, comment: str = "") -> dict:
+    """Write ``model.onnx`` and ``tokens.txt`` of a CTC model into ``out_dir`` (module docstring).
+
+    ``model`` is changed by NeMo's exporter (masked convolutions off, gradients off): save it before, or
+    restore it again after. Returns the metadata written, with ``sherpa_frontend_problems`` (a list;
+    non-empty means sherpa-onnx will compute other features than the model was trained on).
+    Raises UserError for a model that is no CTC model."""
+    import onnx
+    from nemo.collections.asr.models import EncDecCTCModel
+
+    if not isinstance(model, EncDecCTCModel):
+        raise UserError(
+            f"{type(model).__name__} is no CTC model (EncDecCTCModel, EncDecCTCModelBPE); --onnx exports CTC "
+            f"models only"
+        )
+    # eval first: measuring the subsampling runs the encoder, which in training mode would move the
+    # BatchNorm statistics toward random noise
+    model.eval()
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    preprocessor = model.cfg.preprocessor
+    vocabulary = list(model.decoder.vocabulary)
+    lines = token_lines(vocabulary)
+    metadata = {
+        "vocab_size": str(len(vocabulary) + 1),
+        "normalize_type": normalize_type(preprocessor),
+        "subsampling_factor": str(subsampling_factor(model)),
+        "model_type": type(model).__name__,
+        "version": "1",
+        "model_author": "nemo",
+        "comment": comment or "exported by asr-transfer export --onnx",
+        "feat_dim": str(int(preprocessor.get("features", 64))),
+        "sample_rate": str(int(model.cfg.get("sample_rate", preprocessor.get("sample_rate", 16000)))),
+    }
+    with atomic_path(out / MODEL_FILE) as tmp:
+        exported = tmp + ".onnx"  # NeMo picks the format from the extension
+        try:
+            model.export(exported)
+            proto = onnx.load(exported)
+        finally:
+            if os.path.exists(exported):
+                os.remove(exported)
+        _add_length_input(proto.graph)
+        del proto.metadata_props[:]
+        for key, value in metadata.items():
+            entry = proto.metadata_props.add()
+            entry.key, entry.value = key, value
+        onnx.save(proto, tmp)
+    with atomic_path(out / TOKENS_FILE) as tmp:
+        Path(tmp).write_text("".join(line + "\n" for line in lines), encoding="utf-8")
+    return {**metadata, "sherpa_frontend_problems": sherpa_frontend_problems(preprocessor)}
+
+
+def read_tokens(out_dir: str | os.PathLike) -> list[str]:
+    """The vocabulary of an export's ``tokens.txt`` (blank left out), spaces as written by the model."""
+    tokens = []
+    for line in (Path(out_dir) / TOKENS_FILE).read_text(encoding="utf-8").splitlines():
+        token, _ = line.rsplit(" ", 1)
+        if token != BLANK:
+            tokens.append(" " if token == SPACE else token)
+    return tokens
+
+
+def greedy_text(log_probs: np.ndarray, vocabulary: list[str]) -> str:
+    """Greedy CTC: the best token per frame (T x (V+1) scores, blank = V), repeats merged, blanks dropped;
+    SentencePiece's ``▁`` becomes a space."""
+    blank = len(vocabulary)
+    best = log_probs.argmax(axis=-1)
+    changed = np.concatenate([[True], best[1:] != best[:-1]]) if len(best) else np.zeros(0, dtype=bool)
+    kept = [int(token) for token in best[changed] if token != blank]
+    text = "".join(vocabulary[token] for token in kept).replace(SPACE, " ")
+    return " ".join(text.split())
+
+
+class OnnxRuntimeCtc:
+    """An exported folder run by ONNX Runtime on CPU: ``transcribe(features)`` for 1 x features x T
+    arrays (T = the valid frames: NeMo's preprocessor pads to a multiple of 16 frames, which the exported
+    graph, without its convolution masks, would read as speech)."""
+
+    def __init__(self, out_dir: str | os.PathLike, threads: int = 1):
+        import onnxruntime
+
+        options = onnxruntime.SessionOptions()
+        options.intra_op_num_threads = threads
+        self.session = onnxruntime.InferenceSession(
+            str(Path(out_dir) / MODEL_FILE), options, providers=["CPUExecutionProvider"]
+        )
+        self.vocabulary = read_tokens(out_dir)
+        self.inputs = [item.name for item in self.session.get_inputs()]
+
+    def log_probs(self, features: np.ndarray) -> np.ndarray:
+        feeds = {self.inputs[0]: features.astype(np.float32)}
+        if len(self.inputs) > 1:
+            feeds[self.inputs[1]] = np.array([features.shape[-1]], dtype=np.int64)
+        return self.session.run(None, feeds)[0][0]
+
+    def transcribe(self, features: np.ndarray) -> str:
+        return greedy_text(self.log_probs(features), self.vocabulary)
+
+
+def nemo_features(model, samples: np.ndarray) -> np.ndarray:
+    """1 x features x T log-mel features of one utterance (float32 samples at the model's rate) from the
+    model's own preprocessor, as NeMo's transcribe computes them (no dither, no padding), valid frames only."""
+    import torch
+
+    featurizer = model.preprocessor.featurizer
+    pad_to, featurizer.pad_to = featurizer.pad_to, 0
+    try:
+        with torch.inference_mode():
+            features, length = model.preprocessor(
+                input_signal=torch.from_numpy(samples)[None], length=torch.tensor([len(samples)])
+            )
+    finally:
+        featurizer.pad_to = pad_to
+    return features[:, :, : int(length[0])].numpy()
+
+
+def ort_transcribe(out_dir: str | os.PathLike, model, paths: list[str], threads: int = 1) -> list[str]:
+    """Greedy transcripts of audio files by the exported model in ONNX Runtime, features from ``model``'s
+    NeMo preprocessor (:func:`nemo_features`)."""
+    from asr_transfer.manifests.audio import decode_mono
+
+    runtime = OnnxRuntimeCtc(out_dir, threads)
+    rate = int(model.cfg.get("sample_rate", 16000))
+    return [runtime.transcribe(nemo_features(model, decode_mono(path, rate))) for path in paths]
+
+
+def sherpa_recognizer(out_dir: str | os.PathLike, threads: int = 1):
+    """sherpa-onnx's offline NeMo CTC recognizer of an exported folder (greedy search)."""
+    import onnx
+    import sherpa_onnx
+
+    model = Path(out_dir) / MODEL_FILE
+    metadata = {entry.key: entry.value for entry in onnx.load(str(model), load_external_data=False).metadata_props}
+    return sherpa_onnx.OfflineRecognizer.from_nemo_ctc(
+        model=str(model),
+        tokens=str(Path(out_dir) / TOKENS_FILE),
+        num_threads=threads,
+        sample_rate=int(metadata.get("sample_rate", 16000)),
+        feature_dim=int(metadata.get("feat_dim", 80)),
+        decoding_method="greedy_search",
+    )
+
+
+def sherpa_transcribe(out_dir: str | os.PathLike, paths: list[str], threads: int = 1, recognizer=None) -> list[str]:
+    """Greedy transcripts of audio files by sherpa-onnx, from the waveform (its own features), one at a time."""
+    from asr_transfer.manifests.audio import decode_mono
+
+    recognizer = recognizer or sherpa_recognizer(out_dir, threads)
+    texts = []
+    for path in paths:
+        stream = recognizer.create_stream()
+        stream.accept_waveform(16000, decode_mono(path, 16000))
+        recognizer.decode_stream(stream)
+        texts.append(" ".join(stream.result.text.split()))
+    return texts
