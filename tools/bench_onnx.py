@@ -72,7 +72,7 @@ def main(argv: list[str] | None = None) -> int:
     from asr_transfer.fileio import read_manifest
     from asr_transfer.inference.model import load_model, transcribe_paths
     from asr_transfer.inference.onnx import OnnxRuntimeCtc, export_onnx, nemo_features, sherpa_recognizer
-    from asr_transfer.manifests.audio import decode_mono
+    from asr_transfer.manifests.audio import decode_mono, model_sample_rate
     from asr_transfer.manifests.checks import audio_path
 
     torch.set_num_threads(args.threads)
@@ -83,7 +83,7 @@ def main(argv: list[str] | None = None) -> int:
     onnx_dir = work / ("onnx_" + Path(args.model).stem)
     export_onnx(load_model(args.model, "cpu"), onnx_dir)  # the exporter changes the model it is given
     model = load_model(args.model, "cpu")
-    rate = int(model.cfg.get("sample_rate", 16000))
+    rate = model_sample_rate(model)
     runtime = OnnxRuntimeCtc(onnx_dir, args.threads)
     recognizer = sherpa_recognizer(onnx_dir, args.threads)
 

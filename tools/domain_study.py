@@ -89,11 +89,10 @@ def make_data(args) -> dict:
 def finetune(name: str, args, paths: dict, extra: list[str]) -> str:
     """Fine-tune the base (resumes a finished or interrupted run); returns the best checkpoint's .nemo."""
     overrides = [
-        "--config", str(CONFIG), "lang=en", f"init.nemo={BASE}", f"data.train_manifest={paths['clean_train']}",
-        f"data.dev_manifest={paths['noisy_dev']}", f"trainer.max_steps={args.steps}",
-        f"trainer.val_check_interval={max(10, args.steps // 4)}", f"model.optim.lr={args.lr}",
-        f"exp_manager.exp_dir={args.work / 'runs'}", f"exp_manager.name={name}", f"seed={args.seed}",
-        "trainer.enable_progress_bar=false", *extra,
+        "--config", str(CONFIG), "--exp-dir", str(args.work / "runs"), "--name", name, "--steps", str(args.steps),
+        "--val-every", str(max(10, args.steps // 4)), "--seed", str(args.seed), "--no-progress-bar",
+        "lang=en", f"init.nemo={BASE}", f"data.train_manifest={paths['clean_train']}",
+        f"data.dev_manifest={paths['noisy_dev']}", f"model.optim.lr={args.lr}", *extra,
     ]  # fmt: skip
     run = cli("finetune", *overrides, "--print", "run-dir")
     marker = args.work / "runs" / f"{name}.done"
@@ -108,10 +107,11 @@ def finetune(name: str, args, paths: dict, extra: list[str]) -> str:
 def evaluate(name: str, model: str, manifest: str, args, *decoding: str) -> dict:
     """Evaluate (once; reused on rerun), with term recall of the domain terms."""
     from asr_transfer.inference.boost import term_recall
+    from asr_transfer.layout import summary_path
     from asr_transfer.synth.machine_hall import TERMS
 
     out = args.work / "eval" / name
-    if not (out / "summary.json").is_file():
+    if not summary_path(out).is_file():
         log(f"evaluate {name}")
         cli(
             "evaluate",
@@ -127,7 +127,7 @@ def evaluate(name: str, model: str, manifest: str, args, *decoding: str) -> dict
             "64",
             *decoding,
         )
-    summary = json.loads((out / "summary.json").read_text(encoding="utf-8"))
+    summary = json.loads(summary_path(out).read_text(encoding="utf-8"))
     rows = [json.loads(line) for line in (out / "hypotheses.jsonl").read_text(encoding="utf-8").splitlines()]
     recall = term_recall([row["reference"] for row in rows], [row["hypothesis"] for row in rows], list(TERMS))
     return {"wer": summary["wer"], "cer": summary["cer"], **recall, "decoding": summary["decoding"]}

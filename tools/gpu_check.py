@@ -214,6 +214,7 @@ def throughput(results: dict, sizes: Sizes, device, work: Path) -> None:
 
 def synthetic_data(work: Path, sizes: Sizes) -> dict:
     """A synthetic German release, prepared, with its character vocabulary (each made once)."""
+    from asr_transfer.layout import summary_path
     from asr_transfer.manifests.pipeline import BuildOptions
     from asr_transfer.manifests.prepare_cv import prepare_common_voice
     from asr_transfer.synth.synth_cv import synth_cv
@@ -224,7 +225,7 @@ def synthetic_data(work: Path, sizes: Sizes) -> dict:
     if not (locale / "faults.json").exists():
         synth_cv("de", sizes.clips, str(root), seed=5, progress=False, jobs=os.cpu_count() or 1)
     data = work / f"prepared_de_{sizes.clips}"
-    if not (data / "summary.json").is_file():
+    if not summary_path(data).is_file():
         prepare_common_voice(str(root), str(data), "de", BuildOptions(progress=False, jobs=os.cpu_count() or 1))
     tokenizers = work / f"tokenizers_{sizes.clips}"
     train = str(data / "train.json")
@@ -256,30 +257,30 @@ def route(results: dict, sizes: Sizes, device, work: Path, data: dict) -> str:
     from asr_transfer.inference.export import export
     from asr_transfer.inference.model import Decoding, load_model, set_decoding
     from asr_transfer.lm.train import train_lm
-    from asr_transfer.training.config import load_config
-    from asr_transfer.training.finetune import finetune
+    from asr_transfer.training.run import RunPlan, load_plan, run_finetune
 
     precision = "bf16-mixed" if device.type == "cuda" else "32"
     exp = work / f"route_{int(time.time())}"
-    cfg = load_config(
-        str(CONF / "tiny_quartznet_char.yaml"),
-        [
+    plan = RunPlan(
+        config=str(CONF / "tiny_quartznet_char.yaml"),
+        exp_dir=str(exp),
+        steps=sizes.finetune_steps,
+        val_every=sizes.finetune_steps,
+        progress_bar=False,
+        overrides=(
             "lang=de",
             f"init.nemo={EN_BASE}",
             f"vocab.dir={data['char']}",
             f"data.train_manifest={data['train']}",
             f"data.dev_manifest={data['dev']}",
-            f"exp_manager.exp_dir={exp}",
             f"trainer.precision={precision}",
-            "trainer.enable_progress_bar=false",
-            f"trainer.max_steps={sizes.finetune_steps}",
-            f"trainer.val_check_interval={sizes.finetune_steps}",
             f"data.batch_size={sizes.route_batch}",
-        ],
+        ),
     )
+    cfg = load_plan(plan)
     emit(results, "route_precision", str(cfg.trainer.precision))
     started = time.perf_counter()
-    run_dir = finetune(cfg)
+    run_dir = run_finetune(plan).run_dir
     seconds = time.perf_counter() - started
     emit(results, "route_finetune_time", round(seconds, 1), "s")
     emit(results, "route_finetune_steps_per_s", round(sizes.finetune_steps / seconds, 2), "steps/s")

@@ -30,6 +30,7 @@ import numpy as np
 
 from asr_transfer.errors import UserError
 from asr_transfer.fileio import atomic_path
+from asr_transfer.manifests.audio import TARGET_RATE, model_sample_rate
 
 MODEL_FILE = "model.onnx"
 TOKENS_FILE = "tokens.txt"
@@ -143,7 +144,7 @@ def export_onnx(model, out_dir: str | os.PathLike, comment: str = "") -> dict:
         "model_author": "nemo",
         "comment": comment or "exported by asr-transfer export --onnx",
         "feat_dim": str(int(preprocessor.get("features", 64))),
-        "sample_rate": str(int(model.cfg.get("sample_rate", preprocessor.get("sample_rate", 16000)))),
+        "sample_rate": str(model_sample_rate(model)),
     }
     with atomic_path(out / MODEL_FILE) as tmp:
         exported = tmp + ".onnx"  # NeMo picks the format from the extension
@@ -234,22 +235,29 @@ def ort_transcribe(out_dir: str | os.PathLike, model, paths: list[str], threads:
     from asr_transfer.manifests.audio import decode_mono
 
     runtime = OnnxRuntimeCtc(out_dir, threads)
-    rate = int(model.cfg.get("sample_rate", 16000))
+    rate = model_sample_rate(model)
     return [runtime.transcribe(nemo_features(model, decode_mono(path, rate))) for path in paths]
+
+
+def exported_metadata(out_dir: str | os.PathLike) -> dict[str, str]:
+    """The metadata :func:`export_onnx` wrote into ``model.onnx`` (what sherpa-onnx reads)."""
+    import onnx
+
+    model = onnx.load(str(Path(out_dir) / MODEL_FILE), load_external_data=False)
+    return {entry.key: entry.value for entry in model.metadata_props}
 
 
 def sherpa_recognizer(out_dir: str | os.PathLike, threads: int = 1):
     """sherpa-onnx's offline NeMo CTC recognizer of an exported folder (greedy search)."""
-    import onnx
     import sherpa_onnx
 
     model = Path(out_dir) / MODEL_FILE
-    metadata = {entry.key: entry.value for entry in onnx.load(str(model), load_external_data=False).metadata_props}
+    metadata = exported_metadata(out_dir)
     return sherpa_onnx.OfflineRecognizer.from_nemo_ctc(
         model=str(model),
         tokens=str(Path(out_dir) / TOKENS_FILE),
         num_threads=threads,
-        sample_rate=int(metadata.get("sample_rate", 16000)),
+        sample_rate=int(metadata.get("sample_rate", TARGET_RATE)),
         feature_dim=int(metadata.get("feat_dim", 80)),
         decoding_method="greedy_search",
     )
@@ -260,10 +268,11 @@ def sherpa_transcribe(out_dir: str | os.PathLike, paths: list[str], threads: int
     from asr_transfer.manifests.audio import decode_mono
 
     recognizer = recognizer or sherpa_recognizer(out_dir, threads)
+    rate = int(exported_metadata(out_dir).get("sample_rate", TARGET_RATE))
     texts = []
     for path in paths:
         stream = recognizer.create_stream()
-        stream.accept_waveform(16000, decode_mono(path, 16000))
+        stream.accept_waveform(rate, decode_mono(path, rate))
         recognizer.decode_stream(stream)
         texts.append(" ".join(stream.result.text.split()))
     return texts

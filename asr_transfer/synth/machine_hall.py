@@ -28,9 +28,10 @@ import soundfile
 import soxr
 
 from asr_transfer.fileio import atomic_open, write_manifest
+from asr_transfer.manifests.audio import TARGET_RATE
 from asr_transfer.synth import espeak
 
-RATE = 16000
+RATE = TARGET_RATE
 TERMS = (
     "hydraulic", "torque", "conveyor", "actuator", "gearbox", "bearing", "spindle", "lathe", "piston",
     "valve", "compressor", "turbine", "coolant", "lubricant", "sprocket", "flange", "manifold", "solenoid",

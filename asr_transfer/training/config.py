@@ -41,6 +41,19 @@ def nearest(word: str, choices) -> str:
     return f"valid keys: {', '.join(choices)}" if choices else "the section takes no keys"
 
 
+def missing_key_error(cfg: DictConfig, key: str) -> ConfigError:
+    """The error for ``key``, which ``cfg`` lacks: names the first missing part and its nearest sibling."""
+    parts = key.split(".")
+    for depth in range(1, len(parts) + 1):
+        prefix = ".".join(parts[:depth])
+        if OmegaConf.select(cfg, prefix, default=_ABSENT) is _ABSENT:
+            return unknown_key_error(prefix, _keys_at(cfg, ".".join(parts[: depth - 1])))
+    return unknown_key_error(key, _keys_at(cfg, key.rpartition(".")[0]))
+
+
+_ABSENT = object()
+
+
 def unknown_key_error(full_key: str, valid) -> ConfigError:
     parent, _, leaf = full_key.rpartition(".")
     section = f"{parent}." if parent else ""
@@ -90,7 +103,7 @@ def apply_overrides(cfg: DictConfig, overrides: list[str]) -> DictConfig:
         exists = leaf in _keys_at(cfg, parent)
         if override.is_delete():
             if not exists:
-                raise ConfigError(f"cannot delete {key}: no such key; {nearest(leaf, _keys_at(cfg, parent))}")
+                raise ConfigError(f"cannot delete {key}: {missing_key_error(cfg, key)}")
             if not _takes_free_keys(cfg, parent):
                 raise ConfigError(
                     f"cannot delete {key}: every key of the schema has a value; change it with {key}=VALUE"
@@ -103,18 +116,14 @@ def apply_overrides(cfg: DictConfig, overrides: list[str]) -> DictConfig:
             if exists and override.is_add():
                 raise ConfigError(f"{key} is already in the config; write {key}={value} to change it")
             if not exists and not _takes_free_keys(cfg, parent):
-                raise unknown_key_error(key, _keys_at(cfg, parent))
-            if parent == "trainer" and leaf not in trainer_parameters():
-                raise unknown_key_error(key, trainer_parameters())
+                raise missing_key_error(cfg, key)
             with open_dict(cfg):
                 OmegaConf.update(cfg, key, value, merge=True, force_add=True)
             continue
         if not exists:
-            if parent == "trainer" and leaf not in trainer_parameters():
-                raise unknown_key_error(key, trainer_parameters())
             if _takes_free_keys(cfg, parent):
                 raise ConfigError(f"{key} is not in the config; write +{key}={value} to add a new key")
-            raise unknown_key_error(key, _keys_at(cfg, parent))
+            raise missing_key_error(cfg, key)
         try:
             OmegaConf.update(cfg, key, value, merge=True)
         except OmegaConfBaseException as error:
@@ -180,11 +189,24 @@ def trainer_parameters() -> tuple[str, ...]:
     return tuple(name for name in inspect.signature(pl.Trainer.__init__).parameters if name != "self")
 
 
-def check_trainer_keys(cfg: DictConfig, source: str) -> None:
-    """``trainer`` holds Lightning ``Trainer`` arguments only (a misspelt one would be a TypeError there)."""
+def check_library_keys(cfg: DictConfig) -> None:
+    """``trainer`` holds only Lightning ``Trainer`` arguments and ``exp_manager`` only keys of NeMo's
+    ``ExpManagerConfig`` (a misspelt one would be a TypeError or an OmegaConf error deep inside them).
+    Checked when a run starts, where both libraries are imported anyway."""
+    from nemo.utils.exp_manager import ExpManagerConfig
+
     for key in cfg.trainer.keys():
         if key not in trainer_parameters():
-            raise ConfigError(f"{source}: {unknown_key_error(f'trainer.{key}', trainer_parameters())}")
+            raise unknown_key_error(f"trainer.{key}", trainer_parameters())
+    try:
+        OmegaConf.merge(OmegaConf.structured(ExpManagerConfig), cfg.exp_manager)
+    except ConfigKeyError as error:
+        full_key = f"exp_manager.{error.full_key or error.key}"
+        parent = full_key.rpartition(".")[0].removeprefix("exp_manager").lstrip(".")
+        schema = OmegaConf.structured(ExpManagerConfig)
+        raise unknown_key_error(full_key, _keys_at(schema, parent)) from None
+    except OmegaConfBaseException as error:
+        raise ConfigError(f"exp_manager.{error.full_key}: {_short(error)}; give a value of the key's type") from None
 
 
 def load_arch(path: str | None) -> DictConfig:
@@ -198,9 +220,7 @@ def load_arch(path: str | None) -> DictConfig:
 
 def load_config(path: str, overrides: list[str] | None = None) -> DictConfig:
     """The typed fine-tuning config of ``path`` with ``overrides`` applied (see the module docstring)."""
-    cfg = config_from_file(path)
-    check_trainer_keys(cfg, path)
-    return apply_overrides(cfg, list(overrides or []))
+    return apply_overrides(config_from_file(path), list(overrides or []))
 
 
 def auto_precision() -> str:

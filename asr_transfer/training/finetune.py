@@ -27,7 +27,7 @@ from asr_transfer.errors import UserError
 from asr_transfer.fileio import atomic_open
 from asr_transfer.languages import MODEL_LANGUAGE_KEY
 from asr_transfer.layout import VOCAB_KINDS, checkpoints_dir, run_dir_of
-from asr_transfer.training.config import ConfigError, load_arch, resolve_monitor, resolve_trainer
+from asr_transfer.training.config import ConfigError, check_library_keys, load_arch, resolve_monitor, resolve_trainer
 from asr_transfer.training.grafts import guard_training_step
 
 
@@ -214,6 +214,7 @@ def finetune(
     cfg: DictConfig, argv: list[str] | None = None, callbacks: tuple = (), option_names: dict | None = None
 ) -> Path:
     """Run a fine-tuning job (with extra Lightning ``callbacks``, if any); returns the run folder."""
+    check_library_keys(cfg)
     cfg = resolve_monitor(resolve_trainer(cfg))
     check_inputs(cfg, option_names)
     torch.manual_seed(int(cfg.seed))
@@ -372,7 +373,7 @@ def main(argv: list[str] | None = None) -> int:
     from asr_transfer.training.run import load_plan, run_finetune
 
     argv = list(sys.argv[1:] if argv is None else argv)
-    args = build_parser().parse_args(argv)
+    args = build_parser().parse_intermixed_args(argv)  # recipes append run options after overrides
     plan = plan_of(args)
     if args.print_run_dir or args.print_what:
         print(printable(load_plan(plan), args.print_what or "run-dir"))

@@ -37,8 +37,8 @@ option boost_alphas "0,0.25,0.5,1,1.5,2" "boost weights tried on dev (tune-boost
 option boost "" "phrase list to boost in decoding, one term a line with an optional weight (stage 6)"
 option test "" "test manifest of the new domain, decoded in stage 6 (never used for tuning)"
 parse_options "$@"
-finetune_args=(--config "$repo/recipes/conf/domain.yaml" --option-name init.nemo=--model init.nemo="$model" data.train_manifest="$out/train_mix.json"
-    data.dev_manifest="$dev" exp_manager.exp_dir="$out/finetune")
+finetune_args=(--config "$repo/recipes/conf/domain.yaml" --exp-dir "$out/finetune" --option-name init.nemo=--model
+    init.nemo="$model" data.train_manifest="$out/train_mix.json" data.dev_manifest="$dev")
 [ -n "$lang" ] && finetune_args+=(lang="$lang")
 if [ -n "$noise" ]; then
     finetune_args+=(data.noise_manifest="$out/noise/noise.json" "data.noise_snr_db=[$noise_snr]" data.noise_prob="$noise_prob")

@@ -49,8 +49,8 @@ data=$out/data
 tokenizers=$out/tokenizers
 kind=$(cli finetune --config "$conf" --print vocab.kind)
 vocab_dir=$(cli train-tokenizer "$tokenizers" --lang "$lang" --kind "$kind" --vocab-size "$bpe_size" --print-dir)
-finetune_args=(--config "$conf" --option-name init.nemo=--init_nemo lang="$lang" vocab.dir="$vocab_dir" data.train_manifest="$data/train.json"
-    data.dev_manifest="$data/$dev_split.json" exp_manager.exp_dir="$out/finetune")
+finetune_args=(--config "$conf" --exp-dir "$out/finetune" --option-name init.nemo=--init_nemo lang="$lang"
+    vocab.dir="$vocab_dir" data.train_manifest="$data/train.json" data.dev_manifest="$data/$dev_split.json")
 [ -n "$init_nemo" ] && finetune_args+=(init.nemo="$init_nemo")
 prepare_args=(--lang "$lang" --jobs "$jobs")
 train_data=$data/train.json
