@@ -71,7 +71,13 @@ def main(argv: list[str] | None = None) -> int:
 
     from asr_transfer.fileio import read_manifest
     from asr_transfer.inference.model import load_model, transcribe_paths
-    from asr_transfer.inference.onnx import OnnxRuntimeCtc, export_onnx, nemo_features, sherpa_recognizer
+    from asr_transfer.inference.onnx import (
+        OnnxRuntimeCtc,
+        export_onnx,
+        nemo_features,
+        sherpa_recognizer,
+        sherpa_transcribe,
+    )
     from asr_transfer.manifests.audio import decode_mono, model_sample_rate
     from asr_transfer.manifests.checks import audio_path
 
@@ -93,13 +99,7 @@ def main(argv: list[str] | None = None) -> int:
     features = [nemo_features(model, decode_mono(path, rate)) for path in paths]
 
     def sherpa() -> list[str]:
-        texts = []
-        for path in paths:
-            stream = recognizer.create_stream()
-            stream.accept_waveform(rate, decode_mono(path, rate))
-            recognizer.decode_stream(stream)
-            texts.append(" ".join(stream.result.text.split()))
-        return texts
+        return sherpa_transcribe(onnx_dir, paths, recognizer=recognizer, rate=rate)
 
     runs = {
         "nemo transcribe, batch 8": lambda: transcribe_paths(model, paths, 8),

@@ -263,12 +263,15 @@ def sherpa_recognizer(out_dir: str | os.PathLike, threads: int = 1):
     )
 
 
-def sherpa_transcribe(out_dir: str | os.PathLike, paths: list[str], threads: int = 1, recognizer=None) -> list[str]:
-    """Greedy transcripts of audio files by sherpa-onnx, from the waveform (its own features), one at a time."""
+def sherpa_transcribe(
+    out_dir: str | os.PathLike, paths: list[str], threads: int = 1, recognizer=None, rate: int | None = None
+) -> list[str]:
+    """Greedy transcripts of audio files by sherpa-onnx, from the waveform (its own features), one at a time.
+    ``recognizer`` and ``rate`` (Hz; default: the export's metadata) may be given to reuse them across calls."""
     from asr_transfer.manifests.audio import decode_mono
 
     recognizer = recognizer or sherpa_recognizer(out_dir, threads)
-    rate = int(exported_metadata(out_dir).get("sample_rate", TARGET_RATE))
+    rate = rate or int(exported_metadata(out_dir).get("sample_rate", TARGET_RATE))
     texts = []
     for path in paths:
         stream = recognizer.create_stream()
