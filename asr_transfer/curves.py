@@ -103,13 +103,13 @@ def best_point(points: list[dict], metric: str) -> dict | None:
 
 
 def settled(points: list[dict], metric: str, patience: int) -> bool:
-    """Whether a curve has stopped improving: none of its last ``patience`` validations is its best (a
-    tie with the best is no new best)."""
+    """Whether a curve has stopped improving: none of its last ``patience`` validations is below the best
+    before them (a tie is no new best, as for Lightning's EarlyStopping with min_delta 0)."""
     found = values(points, metric)
     if len(found) <= patience:
         return False
-    best = min(value for _, value in found)
-    return all(value > best for _, value in found[-patience:])
+    best_before = min(value for _, value in found[:-patience])
+    return all(value >= best_before for _, value in found[-patience:])
 
 
 def mean_curve(

@@ -510,21 +510,25 @@ def test_evaluate_with_lm_and_beam_beta(tmp_path, english_model_and_data):
 # report languages
 
 
-def fake_study(folder: Path, lang: str) -> None:
-    """A finished two-arm study as `asr-transfer study` leaves it (see tests/test_study.py)."""
+def fake_study(folder: Path, lang: str, seeds=(0,), protocol: str = "") -> None:
+    """A finished two-arm study as `asr-transfer study` leaves it (see tests/test_study.py). ``protocol``:
+    extra study_config lines (``steps: 300\npatience: 2``)."""
     folder.mkdir(parents=True)
     (folder.parent / f"{folder.name}_base.provenance.json").write_text(json.dumps({"parameters": 400_000}))
     (folder / "study_config.yaml").write_text(
-        f"lang: {lang}\ndescription: fake\nbase: {{nemo: {folder.parent / folder.name}_base.nemo}}\n"
+        f"lang: {lang}\ndescription: fake\nbase: {{nemo: {folder.parent / folder.name}_base.nemo}}\n{protocol}"
     )
     runs = [
-        {"budget": 1.0, "arm": arm, "seed": 0, "test_wer": wer, "test_cer": wer / 2, "steps": 300}
+        {"budget": 1.0, "arm": arm, "seed": seed, "test_wer": wer + seed / 100, "test_cer": wer / 2, "steps": 300}
+        for seed in seeds
         for arm, wer in (("scratch", 0.9), ("transfer", 0.5))
     ]
     (folder / "results.json").write_text(json.dumps({"name": folder.name, "command": "study", "runs": runs}))
     lines = ["budget,arm,seed,step,seconds,dev_wer,dev_cer"]
-    for arm, curve in (("scratch", [(100, 0.9), (200, 0.8), (300, 0.7)]), ("transfer", [(50, 0.7), (100, 0.6)])):
-        lines += [f"1.0,{arm},0,{step},{step},{value},{value / 2}" for step, value in curve]
+    scratch = [(100, 0.9), (200, 0.8), (300, 0.85), (400, 0.8)]  # best at 200, none since: settled for patience 2
+    for seed in seeds:
+        for arm, curve in (("scratch", scratch), ("transfer", [(50, 0.9), (100, 0.8 - seed / 10)])):
+            lines += [f"1.0,{arm},{seed},{step},{step},{value},{value / 2}" for step, value in curve]
     (folder / "curves.csv").write_text("\n".join(lines) + "\n")
 
 
@@ -537,3 +541,20 @@ def test_report_languages_writes_the_table(tmp_path):
     results = (out / "RESULTS.md").read_text(encoding="utf-8")
     assert "| de_study | de_study_base | de | WER |" in results and "| es_study | es_study_base | es | WER |" in results
     assert (out / "dev_curves.png").stat().st_size > 10_000
+
+
+def test_report_languages_gives_each_seeds_speed_up_under_the_protocol(tmp_path):
+    """Seeds: test values as mean ± sd, one speed-up per seed (scratch's step to its best over the same
+    seed's transfer step to it), their mean when every seed measured one; the protocol named per study."""
+    fake_study(tmp_path / "de_study", "de", seeds=(0, 1), protocol="steps: 2000\npatience: 2\n")
+    out = tmp_path / "report"
+    assert cli_main(["report", "languages", str(tmp_path / "de_study"), "--out", str(out)]) == 0
+    results = (out / "RESULTS.md").read_text(encoding="utf-8")
+    # Scratch's best, 0.8, first at step 200; each seed's transfer first at or below it at step 100.
+    assert "| de_study | de_study_base | de | WER | 2 | 0.905 ± 0.007 |" in results, results
+    assert "| 100; 100 | 2.0x ± 0.0 (measured, 2 seeds) |" in results, results
+    assert "both arms on one 2000-step schedule, each stopped after 2 validations without a new best" in results
+    rows = list(csv.DictReader((out / "results.csv").open(encoding="utf-8")))
+    assert [(row["arm"], row["seed"], row["speed_up"]) for row in rows] == [
+        ("scratch", "0", ""), ("transfer", "0", "2.0"), ("scratch", "1", ""), ("transfer", "1", "2.0"),
+    ]  # fmt: skip

@@ -73,3 +73,30 @@ def test_a_recipe_names_its_own_option_through_finetune(tmp_path, capsys):
     )
     err = [line for line in capsys.readouterr().err.splitlines() if line.strip()]
     assert code == 2 and len(err) == 1 and err[0].startswith("error: --base ") and "gone.nemo" in err[0], err
+
+
+def test_patience_ends_a_run_after_validations_without_a_new_best(tmp_path, german, capsys):
+    """--patience N is NeMo's early stopping on the checkpoints' monitor, min_delta 0: a scratch model whose
+    dev WER sits at 1.0 has no new best after its first validation, so patience 1 ends it at the second."""
+    from asr_transfer.curves import read_points, settled
+
+    code = cli.main(
+        ["finetune", "--config", str(CONF / "tiny_quartznet_char.yaml"), "init.scratch=true"]
+        + [f"vocab.dir={german['char']}", f"data.train_manifest={german['train']}"]
+        + [f"data.dev_manifest={german['dev']}"]
+        + ["data.batch_size=4", "--exp-dir", str(tmp_path), "--name", "es", "--steps", "60", "--val-every", "2"]
+        + ["--patience", "1", "--no-progress-bar"]
+    )
+    out = capsys.readouterr()
+    curve = read_points(tmp_path / "es" / "v1")
+    assert code == 0
+    assert curve[-1]["step"] < 60 and settled(curve, "wer", 1), curve
+    stop_line = f"stopped at step {curve[-1]['step']}/60: no new best dev WER in the last 1 validation(s)"
+    assert stop_line in out.out, out.out
+    assert (tmp_path / "es" / "v1" / "checkpoints" / "es.nemo").is_file()
+
+
+def test_patience_below_one_is_refused(capsys):
+    code = cli.main(["finetune", "--config", str(CONF / "tiny_quartznet_char.yaml"), "--patience", "0"])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and err == ["error: patience 0 is not a number of validations; give 1 or more"], err

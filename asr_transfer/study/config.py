@@ -76,8 +76,12 @@ class StudyConfig:
     vocab: StudyVocab = field(default_factory=StudyVocab)
     finetune_config: str = "???"  # an asr-transfer finetune config (recipes/conf/*.yaml)
     base: StudyBase = field(default_factory=StudyBase)
-    steps: int = 150
+    steps: int = 150  # every arm's schedule length (trainer.max_steps), the same for all arms
     val_every: int = 25
+    # Early stopping: a run ends after this many validations without a new best dev value of the language's
+    # primary metric (null: every run trains all its steps). The speed-up protocol (README "Transfer
+    # study") sets 3: scratch trained until it stops improving, both arms on the same schedule.
+    patience: int | None = None
     seeds: list[int] = field(default_factory=lambda: [0])
     target: float = 0.6  # dev value of the language's primary metric (WER, CER for Cantonese): steps to it
     budgets: list[float] = field(default_factory=lambda: [FULL_BUDGET])
@@ -179,5 +183,7 @@ def validate_config(cfg: DictConfig) -> None:
     for budget in cfg.budgets:
         if not 0 < float(budget) <= FULL_BUDGET:
             raise ConfigError(f"budget {budget} is not a fraction in (0, 1]; give fractions of the training hours")
+    if cfg.patience is not None and cfg.patience < 1:
+        raise ConfigError(f"patience {cfg.patience} is not a number of validations; give 1 or more, or null")
     if cfg.vocab.kind not in TOKENIZER_KINDS:
         raise ConfigError(f"vocab.kind {cfg.vocab.kind} is unknown; use {', '.join(TOKENIZER_KINDS)}")

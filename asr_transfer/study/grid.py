@@ -64,7 +64,8 @@ def grid(cfg: DictConfig) -> list[tuple[float, str, int]]:
     runs = []
     for budget in budgets:
         arms = list(cfg.arms) if budget == FULL_BUDGET else budget_arms(cfg)
-        runs += [(budget, arm, int(seed)) for arm in arms for seed in cfg.seeds]
+        # Seed by seed: a study stopped part-way has whole arm pairs to report.
+        runs += [(budget, arm, int(seed)) for seed in cfg.seeds for arm in arms]
     return runs
 
 
@@ -170,6 +171,7 @@ def arm_plan(cfg: DictConfig, arm: str, out: Path, paths: dict, budget: dict, bu
         val_every=int(cfg.val_every),
         seed=seed,
         progress_bar=False,
+        patience=cfg.patience,
         overrides=(
             *init_args,
             f"lang={cfg.lang}",

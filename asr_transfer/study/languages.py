@@ -2,9 +2,17 @@
 scratch (the synthetic analogue of Huang et al.'s table), from finished two-arm studies.
 
 In: study output folders (``results.json`` and ``study_config.yaml`` of ``asr-transfer study``), each with
-a ``scratch`` and a ``transfer`` arm. Out: ``DIR/RESULTS.md`` (test WER and CER per language and base,
-the speed-up to scratch's best dev value of the language's primary metric, whether that speed-up is a
-measurement or a lower bound, and what base size did), ``DIR/results.csv`` and ``DIR/dev_curves.png``.
+a ``scratch`` and a ``transfer`` arm and one or more seeds. Out: ``DIR/RESULTS.md`` (test WER and CER per
+language and base, mean and sd over seeds; the speed-up per seed under the study's protocol and whether it
+is a measurement or a lower bound; what base size did), ``DIR/results.csv`` (a row per study, arm and
+seed) and ``DIR/dev_curves.png`` (the seeds' mean dev curve per arm, the band their range).
+
+The speed-up protocol (README "Transfer study"): both arms on the same schedule length (the study's
+``steps``), each ended by early stopping after ``patience`` validations without a new best; speed-up =
+the step at which scratch first reached its best dev value of the language's primary metric / the step
+at which transfer (same seed) first reached that value (:func:`asr_transfer.curves.speed_up`). It is a
+measurement when scratch had stopped improving (no new best in its last ``patience`` validations, 3 for
+a study without early stopping), else a lower bound.
 """
 
 from __future__ import annotations
@@ -13,12 +21,22 @@ import csv
 import json
 import os
 import shlex
+import statistics
 import sys
 from dataclasses import dataclass
 
 from omegaconf import OmegaConf
 
-from asr_transfer.curves import Line, Panel, best_point, first_reaching, plot_curves, read_study_points, settled
+from asr_transfer.curves import (
+    Line,
+    Panel,
+    best_point,
+    first_reaching,
+    mean_curve,
+    plot_curves,
+    read_study_points,
+    settled,
+)
 from asr_transfer.curves import speed_up as speed_up_of
 from asr_transfer.curves import values as curve_values
 from asr_transfer.errors import InputError
@@ -26,6 +44,7 @@ from asr_transfer.fileio import atomic_open
 from asr_transfer.languages import primary_metric
 
 PATIENCE = 3  # validations without a new best after which scratch counts as no longer improving
+ARMS = ("scratch", "transfer")
 
 
 @dataclass
@@ -36,16 +55,26 @@ class LanguageRow:
     metric: str
     base: str
     base_parameters: int | None
-    scratch: dict
-    transfer: dict
+    runs: dict[str, list[dict]]  # arm -> its runs (results.json rows with their dev curve), by seed
+    schedule: int | None  # the steps every arm was scheduled for (None: each arm its own)
+    patience: int | None  # early stopping's patience (None: runs trained all their steps)
     command: str
 
-    def points(self, arm: str) -> list[dict]:
-        return (self.scratch if arm == "scratch" else self.transfer)["curve"]
+    @property
+    def seeds(self) -> list[int]:
+        return sorted({run["seed"] for run in self.runs["scratch"]} & {run["seed"] for run in self.runs["transfer"]})
 
-    def curve(self, arm: str) -> list[tuple[int, float]]:
-        """``(step, dev value of the language's metric)`` of an arm."""
-        return curve_values(self.points(arm), self.metric)
+    def run(self, arm: str, seed: int) -> dict:
+        return next(run for run in self.runs[arm] if run["seed"] == seed)
+
+    def curve(self, arm: str, seed: int) -> list[tuple[int, float]]:
+        """``(step, dev value of the language's metric)`` of an arm's run."""
+        return curve_values(self.run(arm, seed)["curve"], self.metric)
+
+    def mean(self, arm: str, key: str) -> tuple[float, float | None]:
+        """Mean of ``key`` (``test_wer``, ``test_cer``) over the seeds, and its sd (None for one seed)."""
+        found = [self.run(arm, seed)[key] for seed in self.seeds]
+        return statistics.fmean(found), statistics.stdev(found) if len(found) > 1 else None
 
 
 def base_of(config) -> tuple[str, int | None]:
@@ -66,13 +95,17 @@ def load_study(folder: str) -> LanguageRow:
     with open(results_path, encoding="utf-8") as handle:
         results = json.load(handle)
     config = OmegaConf.load(config_path)
-    arms = {run["arm"]: run for run in results["runs"] if run["budget"] == max(r["budget"] for r in results["runs"])}
-    missing = {"scratch", "transfer"} - set(arms)
+    full = max(run["budget"] for run in results["runs"])
+    at_full = [run for run in results["runs"] if run["budget"] == full]
+    runs = {arm: sorted((run for run in at_full if run["arm"] == arm), key=lambda run: run["seed"]) for arm in ARMS}
+    missing = [arm for arm in ARMS if not runs[arm]]
     if missing:
-        raise InputError(f"{folder} has no {', '.join(sorted(missing))} arm; the table compares transfer with scratch")
-    for arm, run in arms.items():
-        run["curve"] = read_study_points(os.path.join(folder, "curves.csv"), run["budget"], arm, run["seed"])
+        raise InputError(f"{folder} has no {', '.join(missing)} arm; the table compares transfer with scratch")
+    for arm_runs in runs.values():
+        for run in arm_runs:
+            run["curve"] = read_study_points(os.path.join(folder, "curves.csv"), run["budget"], run["arm"], run["seed"])
     base, base_parameters = base_of(config)
+    overridden = any("max_steps" in str(o) for arm in config.get("arms", {}).values() for o in arm.get("overrides", []))
     return LanguageRow(
         study=results["name"],
         lang=config.lang,
@@ -80,27 +113,29 @@ def load_study(folder: str) -> LanguageRow:
         metric=primary_metric(config.lang),
         base=base,
         base_parameters=base_parameters,
-        scratch=arms["scratch"],
-        transfer=arms["transfer"],
+        runs=runs,
+        schedule=None if overridden else runs["scratch"][0].get("steps", config.get("steps")),
+        patience=config.get("patience"),
         command=results.get("command", ""),
     )
 
 
-def speed_up(row: LanguageRow) -> dict:
-    """Scratch's best dev value and the step it first reached it; the step transfer first reached it; the
-    speed-up (``asr_transfer.curves.speed_up``: scratch's step over transfer's). Measured when scratch had
-    stopped improving (no new best in its last PATIENCE validations), else a lower bound: scratch might
-    have gone on to a value transfer reaches later."""
-    scratch = row.points("scratch")
+def speed_up(row: LanguageRow, seed: int) -> dict:
+    """One seed's speed-up: scratch's best dev value and the step it first reached it; the step transfer
+    first reached it; their ratio (``asr_transfer.curves.speed_up``). Measured when scratch had stopped
+    improving (no new best in its last ``patience`` validations), else a lower bound: scratch might have
+    gone on to a value transfer reaches later."""
+    scratch = row.run("scratch", seed)["curve"]
     best = best_point(scratch, row.metric)
     best_value = best[f"dev_{row.metric}"]
-    reached = first_reaching(row.points("transfer"), row.metric, best_value)
-    measured = settled(scratch, row.metric, PATIENCE)
+    reached = first_reaching(row.run("transfer", seed)["curve"], row.metric, best_value)
+    measured = settled(scratch, row.metric, row.patience or PATIENCE)
     found = speed_up_of(best["step"], reached["step"] if reached else None, reference_settled=measured)
     return {
+        "seed": seed,
         "scratch_best": best_value,
         "scratch_best_step": best["step"],
-        "scratch_last_step": row.curve("scratch")[-1][0],
+        "scratch_last_step": row.curve("scratch", seed)[-1][0],
         "transfer_step": reached["step"] if reached else None,
         "ratio": found.ratio,
         "measured": measured,
@@ -115,14 +150,28 @@ def speed_up_text(found: dict) -> str:
     return f">= {found['ratio']:.1f}x (scratch still improving)"
 
 
+def speed_up_summary(found: list[dict]) -> str:
+    """The seeds' speed-ups in one cell: their mean and sd when every seed measured one, else each seed's."""
+    if len(found) > 1 and all(one["measured"] and one["ratio"] for one in found):
+        ratios = [one["ratio"] for one in found]
+        return f"{statistics.fmean(ratios):.1f}x ± {statistics.stdev(ratios):.1f} (measured, {len(ratios)} seeds)"
+    return "; ".join(speed_up_text(one) for one in found)
+
+
+def _mean_sd(mean: float, sd: float | None) -> str:
+    return f"{mean:.3f}" if sd is None else f"{mean:.3f} ± {sd:.3f}"
+
+
 def plot_studies(rows: list[LanguageRow], out_png: str) -> None:
-    """One panel per study: scratch (dashed) and transfer against steps, in the language's metric."""
+    """One panel per study: scratch (dashed) and transfer against steps, in the language's metric; with
+    several seeds the mean curve (steps any seed reached; early stopping ends seeds apart) and its range."""
     panels = []
     for row in rows:
         lines = []
         for arm, style in (("scratch", "--"), ("transfer", "-")):
-            steps, found = zip(*row.curve(arm), strict=True)
-            lines.append(Line(arm, steps, found, fmt=style, marker="."))
+            steps, means, ranges = mean_curve([row.curve(arm, seed) for seed in row.seeds], every_curve=False)
+            band = ([low for low, _ in ranges], [high for _, high in ranges]) if len(row.seeds) > 1 else None
+            lines.append(Line(arm, steps, means, fmt=style, marker=".", band=band))
         panels.append(Panel(lines, xlabel="step", ylabel=f"dev {row.metric.upper()}", title=row.study,
                             title_size=9, ylim=(0, 1.05), legend_size=8))  # fmt: skip
     plot_curves(out_png, panels, panel_size=(3.2, 3.2))
@@ -130,22 +179,23 @@ def plot_studies(rows: list[LanguageRow], out_png: str) -> None:
 
 def base_size_finding(rows: list[LanguageRow]) -> list[str]:
     """Huang et al.: larger bases transfer better. Compared where one language was trained from two bases
-    with the same steps."""
-    groups: dict[tuple[str, int], list[LanguageRow]] = {}
+    under the same schedule."""
+    groups: dict[tuple[str, int | None, int | None], list[LanguageRow]] = {}
     for row in rows:
-        groups.setdefault((row.lang, row.scratch["steps"]), []).append(row)
+        groups.setdefault((row.lang, row.schedule, row.patience), []).append(row)
     lines = []
-    for (lang, steps), group in groups.items():
+    for (lang, steps, _), group in groups.items():
         if len({row.base for row in group}) < 2:
             continue
         group = sorted(group, key=lambda row: row.base_parameters or 0)
+        wer = {row.study: (row.mean("transfer", "test_wer")[0], row.mean("scratch", "test_wer")[0]) for row in group}
         listed = "; ".join(
-            f"{row.base} ({_millions(row.base_parameters)}): transfer test WER {row.transfer['test_wer']:.3f} "
-            f"against scratch {row.scratch['test_wer']:.3f} ({row.scratch['test_wer'] - row.transfer['test_wer']:+.3f})"
+            f"{row.base} ({_millions(row.base_parameters)}): transfer test WER {wer[row.study][0]:.3f} "
+            f"against scratch {wer[row.study][1]:.3f} ({wer[row.study][1] - wer[row.study][0]:+.3f})"
             for row in group
         )
         smaller, larger = group[0], group[-1]
-        verdict = "does" if larger.transfer["test_wer"] < smaller.transfer["test_wer"] else "does not"
+        verdict = "does" if wer[larger.study][0] < wer[smaller.study][0] else "does not"
         lines.append(
             f"- **{lang}, {steps} steps**: {listed}. Here the larger base {verdict} transfer better "
             "(the bases also differ in architecture and vocabulary, so size is not the only difference)."
@@ -157,36 +207,52 @@ def _millions(parameters: int | None) -> str:
     return f"{parameters / 1e6:.2f}M parameters" if parameters else "size unknown"
 
 
+def protocol_text(row: LanguageRow) -> str:
+    """How a study's arms were trained, and where each seed's runs ended."""
+    ends = ", ".join(
+        f"seed {seed}: scratch {row.curve('scratch', seed)[-1][0]}, transfer {row.curve('transfer', seed)[-1][0]}"
+        for seed in row.seeds
+    )
+    if row.patience and row.schedule:
+        return (f"both arms on one {row.schedule}-step schedule, each stopped after {row.patience} validations "
+                f"without a new best (the speed-up protocol); last steps: {ends}.")  # fmt: skip
+    return f"each arm with its own cosine schedule, no early stopping; last steps: {ends}."
+
+
 def render(rows: list[LanguageRow], command: str) -> str:
     lines = [
         "# Transfer against scratch, per language (synthetic Common Voice)",
         "",
-        "Each study trains the same model twice with the same steps, data and seed: from the shipped base "
-        "(transfer, shared tokens' output rows kept) and from random weights (scratch). Speed-up: the step at "
-        "which scratch first reached its best dev value of the language's primary metric (CER for Cantonese, "
-        "WER otherwise), over the step at which transfer first reached that value. It is a measurement when "
-        f"scratch had stopped improving (no new best in its last {PATIENCE} validations), else a lower bound.",
+        "Each study trains the same model twice with the same data and seed: from the shipped base "
+        "(transfer, shared tokens' output rows kept) and from random weights (scratch). The speed-up protocol "
+        '(README "Transfer study"): both arms on the same schedule length, each stopped by early stopping '
+        "after 3 validations without a new best; speed-up = the step at which scratch first reached its best "
+        "dev value of the language's primary metric (CER for Cantonese, WER otherwise) / the step at which "
+        "transfer, same seed, first reached that value. It is a measurement when scratch had stopped improving "
+        f"(no new best in its last {PATIENCE} validations), else a lower bound. Test values are means ± sd over "
+        "the seeds.",
         "",
         f"Written by `{command}`.",
         "",
-        "| study | base | language | metric | scratch test WER | scratch test CER | transfer test WER "
-        "| transfer test CER | scratch best dev (step) | transfer reaches it at step | speed-up |",
-        "|---|---|---|---|---|---|---|---|---|---|---|",
+        "| study | base | language | metric | seeds | scratch test WER | scratch test CER | transfer test WER "
+        "| transfer test CER | scratch best dev (step of last) | transfer reaches it at step | speed-up |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for row in rows:
-        found = speed_up(row)
+        found = [speed_up(row, seed) for seed in row.seeds]
         lines.append(
-            f"| {row.study} | {row.base} | {row.lang} | {row.metric.upper()} | {row.scratch['test_wer']:.3f} | "
-            f"{row.scratch['test_cer']:.3f} | {row.transfer['test_wer']:.3f} | {row.transfer['test_cer']:.3f} | "
-            f"{found['scratch_best']:.3f} ({found['scratch_best_step']} of {found['scratch_last_step']}) | "
-            f"{found['transfer_step'] or 'n/a'} | {speed_up_text(found)} |"
+            f"| {row.study} | {row.base} | {row.lang} | {row.metric.upper()} | {len(row.seeds)} | "
+            f"{_mean_sd(*row.mean('scratch', 'test_wer'))} | {_mean_sd(*row.mean('scratch', 'test_cer'))} | "
+            f"{_mean_sd(*row.mean('transfer', 'test_wer'))} | {_mean_sd(*row.mean('transfer', 'test_cer'))} | "
+            + "; ".join(
+                f"{one['scratch_best']:.3f} ({one['scratch_best_step']} of {one['scratch_last_step']})" for one in found
+            )  # fmt: skip
+            + " | "
+            + "; ".join(str(one["transfer_step"] or "n/a") for one in found)
+            + f" | {speed_up_summary(found)} |"
         )
-    lines += ["", "![dev curves of every study](dev_curves.png)", "", "## Bases", ""]
-    lines += [
-        f"- **{row.study}**: {row.description} Steps (each with its own cosine schedule): scratch "
-        f"{row.curve('scratch')[-1][0]}, transfer {row.curve('transfer')[-1][0]}."
-        for row in rows
-    ]
+    lines += ["", "![dev curves of every study](dev_curves.png)", "", "## Bases and schedules", ""]
+    lines += [f"- **{row.study}**: {row.description} Trained {protocol_text(row)}" for row in rows]
     size = base_size_finding(rows)
     lines += ["", "## Base size", ""]
     lines += size or ["- No language here was trained from two bases with the same steps; base size is not compared."]
@@ -199,40 +265,20 @@ def write_report(folders: list[str], out_dir: str, command: str) -> str:
     rows = [load_study(folder) for folder in folders]
     os.makedirs(out_dir, exist_ok=True)
     plot_studies(rows, os.path.join(out_dir, "dev_curves.png"))
+    columns = ["study", "lang", "metric", "arm", "seed", "test_wer", "test_cer", "last_step", "best_dev"]
     with atomic_open(os.path.join(out_dir, "results.csv")) as handle:
-        writer = csv.writer(handle)
-        writer.writerow(
-            [
-                "study",
-                "lang",
-                "metric",
-                "arm",
-                "test_wer",
-                "test_cer",
-                "steps",
-                "best_dev",
-                "speed_up",
-                "speed_up_measured",
-            ]
-        )
+        writer = csv.writer(handle, lineterminator="\n")
+        writer.writerow([*columns, "speed_up", "speed_up_measured"])
         for row in rows:
-            found = speed_up(row)
-            for arm, run in (("scratch", row.scratch), ("transfer", row.transfer)):
-                best = min(value for _, value in row.curve(arm))
-                writer.writerow(
-                    [
-                        row.study,
-                        row.lang,
-                        row.metric,
-                        arm,
-                        run["test_wer"],
-                        run["test_cer"],
-                        run["curve"][-1]["step"],
-                        best,
-                        found["ratio"] if arm == "transfer" else "",
-                        found["measured"] if arm == "transfer" else "",
-                    ]
-                )
+            for seed in row.seeds:
+                found = speed_up(row, seed)
+                for arm in ARMS:
+                    run, curve = row.run(arm, seed), row.curve(arm, seed)
+                    writer.writerow(
+                        [row.study, row.lang, row.metric, arm, seed, run["test_wer"], run["test_cer"], curve[-1][0],
+                         min(value for _, value in curve),
+                         found["ratio"] if arm == "transfer" else "", found["measured"] if arm == "transfer" else ""]
+                    )  # fmt: skip
     path = os.path.join(out_dir, "RESULTS.md")
     with atomic_open(path) as handle:
         handle.write(render(rows, command))

@@ -50,6 +50,7 @@ class MetricsCSV(Callback):
         self.started = time.time()
         self.last_train_loss = None
         self.best: tuple[float, int] | None = None  # (value, step) of the monitored metric
+        self.last_validated_step = 0
 
     def _monitor(self, trainer) -> str:
         monitor = getattr(trainer.checkpoint_callback, "monitor", None)
@@ -74,6 +75,7 @@ class MetricsCSV(Callback):
 
         monitor = self._monitor(trainer)
         value = wer if monitor == "val_wer" else cer
+        self.last_validated_step = trainer.global_step
         if value is not None and (self.best is None or value < self.best[0]):
             self.best = (value, trainer.global_step)
         total = f"/{trainer.max_steps}" if trainer.max_steps and trainer.max_steps > 0 else ""
@@ -82,6 +84,23 @@ class MetricsCSV(Callback):
             line += f"; best dev {monitor[4:].upper()} {_format(self.best[0])} (step {self.best[1]})"
         # tqdm.write: printed above the training bar instead of through it.
         tqdm.write(line)
+
+    def on_train_end(self, trainer, pl_module) -> None:
+        from lightning.pytorch.callbacks import EarlyStopping
+        from tqdm import tqdm
+
+        stopper = next((callback for callback in trainer.callbacks if isinstance(callback, EarlyStopping)), None)
+        if stopper is None or trainer.global_rank != 0:
+            return
+        # trainer.global_step is not the last step here (Lightning has torn the loop down): the last
+        # validation's step is where the run stopped.
+        step = self.last_validated_step
+        if trainer.max_steps and 0 < step < trainer.max_steps:
+            what = stopper.monitor[4:].upper() if stopper.monitor.startswith("val_") else stopper.monitor
+            tqdm.write(
+                f"stopped at step {step}/{trainer.max_steps}: no new best dev {what} in the last "
+                f"{stopper.patience} validation(s) (early stopping)"
+            )
 
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
         if isinstance(outputs, dict) and "loss" in outputs:

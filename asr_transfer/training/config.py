@@ -231,11 +231,16 @@ def auto_precision() -> str:
 
 def resolve_monitor(cfg: DictConfig) -> DictConfig:
     """Checkpoints (and so the run's best model) follow the target language's primary metric unless the
-    config names ``exp_manager.checkpoint_callback_params.monitor`` itself."""
+    config names ``exp_manager.checkpoint_callback_params.monitor`` itself; early stopping watches what the
+    checkpoints do unless it names its own monitor."""
     params = cfg.exp_manager.checkpoint_callback_params
-    if params.get("monitor") is None:
-        with open_dict(cfg):
+    with open_dict(cfg):
+        if params.get("monitor") is None:
             params.monitor = f"val_{primary_metric(cfg.get('lang'))}"
+        stopping = cfg.exp_manager.get("early_stopping_callback_params")
+        if stopping is not None and stopping.get("monitor") is None:
+            stopping.monitor = params.monitor
+            stopping.mode = params.get("mode", "min")
     return cfg
 
 

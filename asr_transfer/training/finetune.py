@@ -338,6 +338,13 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--val-every", type=int, help="trainer.val_check_interval, at most --steps")
     run.add_argument("--seed", type=int, help="seed")
     run.add_argument(
+        "--patience",
+        type=int,
+        metavar="N",
+        help="early stopping: end the run after N validations without a new best dev WER (CER for a language "
+        "judged by CER); the schedule stays that of --steps",
+    )
+    run.add_argument(
         "--no-progress-bar", dest="progress_bar", action="store_const", const=False, help="no training progress bar"
     )
     run.add_argument(
@@ -364,6 +371,7 @@ def plan_of(args: argparse.Namespace):
         val_every=args.val_every,
         seed=args.seed,
         progress_bar=args.progress_bar,
+        patience=args.patience,
         overrides=tuple(args.overrides),
         option_names=dict(args.option_name),
     )

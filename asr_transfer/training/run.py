@@ -2,10 +2,11 @@
 base-training recipes (through ``asr-transfer finetune``'s run options) and Python code.
 
 In: a :class:`RunPlan`: a fine-tuning config file, where the run goes (``exp_dir/name/version``), its
-step budget, validation interval, seed, whether to draw a progress bar, the caller's own overrides, and
-how the caller's user names the config keys they set (``{"init.nemo": "--base"}``), so that an error
-about them names the user's option. Out: a :class:`RunOutcome` (the run folder, its best model, its dev
-curve), or a :class:`~asr_transfer.errors.UserError` with the user's option in it.
+step budget, validation interval, seed, whether to draw a progress bar, early stopping's patience, the
+caller's own overrides, and how the caller's user names the config keys they set
+(``{"init.nemo": "--base"}``), so that an error about them names the user's option. Out: a :class:`RunOutcome` (the run
+folder, its best model, its dev curve), or a :class:`~asr_transfer.errors.UserError` with the user's
+option in it.
 
 :func:`plan_overrides` is the one place the standard override list is built. :func:`run_finetune` with
 a ``log_path`` trains in a fresh process (NeMo and Lightning keep global state between fits) whose
@@ -35,6 +36,7 @@ class RunPlan:
     val_every: int | None = None  # trainer.val_check_interval, at most the step budget (one validation at least)
     seed: int | None = None
     progress_bar: bool | None = None  # None: the config's trainer.enable_progress_bar
+    patience: int | None = None  # stop after this many validations without a new best (NeMo's early stopping)
     overrides: tuple[str, ...] = ()  # the caller's own finetune overrides, applied last
     option_names: Mapping[str, str] = field(default_factory=dict)  # config key -> the user's option
 
@@ -63,6 +65,13 @@ def plan_overrides(plan: RunPlan) -> list[str]:
         overrides.append(f"trainer.val_check_interval={interval}")
     if plan.progress_bar is not None:
         overrides.append(f"trainer.enable_progress_bar={str(plan.progress_bar).lower()}")
+    if plan.patience is not None:
+        if int(plan.patience) < 1:
+            raise UserError(f"patience {plan.patience} is not a number of validations; give 1 or more")
+        overrides += [
+            "exp_manager.create_early_stopping_callback=true",
+            f"exp_manager.early_stopping_callback_params.patience={int(plan.patience)}",
+        ]
     return [*overrides, *plan.overrides]
 
 

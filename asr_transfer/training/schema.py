@@ -99,6 +99,9 @@ class ModelConfig:
     """What fine-tuning reads of ``model``; the architecture is the base's (or ``init.arch``'s)."""
 
     spec_augment: Any | None = None  # NeMo's SpectrogramAugmentation config (_target_ and its arguments)
+    # keys of the base's (or init.arch's) preprocessor to change, e.g. exact_pad: true, the framing
+    # sherpa-onnx computes (README, export --onnx); free keys, checked against NeMo's preprocessor
+    preprocessor: dict[str, Any] = field(default_factory=dict)
     optim: Any = MISSING  # NeMo's optimizer config: name, lr, betas, weight_decay, sched
 
 
@@ -144,6 +147,16 @@ def default_exp_manager() -> dict:
             "every_n_train_steps": None,
         },
         "log_step_timing": False,
+        # Off unless asked for (finetune --patience N, the study's patience): a run then ends after N
+        # validations without a new best of the checkpoint monitor (min_delta 0: any gain is a new best).
+        "create_early_stopping_callback": False,
+        "early_stopping_callback_params": {
+            "mode": "min",
+            "patience": 3,
+            "min_delta": 0.0,
+            "verbose": False,
+            "check_on_train_epoch_end": False,
+        },
     }
 
 
