@@ -546,14 +546,14 @@ def test_report_languages_writes_the_table(tmp_path):
 def test_report_languages_gives_each_seeds_speed_up_under_the_protocol(tmp_path):
     """Seeds: test values as mean ± sd, one speed-up per seed (scratch's step to its best over the same
     seed's transfer step to it), their mean when every seed measured one; the protocol named per study."""
-    fake_study(tmp_path / "de_study", "de", seeds=(0, 1), protocol="steps: 2000\npatience: 2\n")
+    fake_study(tmp_path / "de_study", "de", seeds=(0, 1), protocol="steps: 300\npatience: 2\n")
     out = tmp_path / "report"
     assert cli_main(["report", "languages", str(tmp_path / "de_study"), "--out", str(out)]) == 0
     results = (out / "RESULTS.md").read_text(encoding="utf-8")
     # Scratch's best, 0.8, first at step 200; each seed's transfer first at or below it at step 100.
     assert "| de_study | de_study_base | de | WER | 2 | 0.905 ± 0.007 |" in results, results
     assert "| 100; 100 | 2.0x ± 0.0 (measured, 2 seeds) |" in results, results
-    assert "both arms on one 2000-step schedule, each stopped after 2 validations without a new best" in results
+    assert "both arms on one 300-step schedule, each stopped after 2 validations without a new best" in results
     rows = list(csv.DictReader((out / "results.csv").open(encoding="utf-8")))
     assert [(row["arm"], row["seed"], row["speed_up"]) for row in rows] == [
         ("scratch", "0", ""), ("transfer", "0", "2.0"), ("scratch", "1", ""), ("transfer", "1", "2.0"),

@@ -87,6 +87,19 @@ def test_failure_after_the_run_folder_exists_removes_it(tmp_path, german, tiny_b
     assert not (tmp_path / "exp" / "run" / "v1").exists()
 
 
+def test_broken_architecture_file_is_one_line(tmp_path, german, capsys):
+    """A YAML slip in an init.arch file (a duplicate key) or a file without model: is the user's to fix."""
+    duplicate = tmp_path / "duplicate.yaml"
+    duplicate.write_text("model:\n  sample_rate: 16000\nmodel:\n  sample_rate: 8000\n", encoding="utf-8")
+    no_model = tmp_path / "no_model.yaml"
+    no_model.write_text("encoder: {feat_in: 64}\n", encoding="utf-8")
+    for bad, fragment in ((duplicate, "is not valid YAML"), (no_model, "has no model: section")):
+        code, _, err = run(capsys, *finetune_argv(tmp_path, german, "init.scratch=true", f"init.arch={bad}"))
+        assert code == 2
+        assert_one_error_line(err, f"init.arch={bad}", fragment)
+        assert not (tmp_path / "exp" / "run" / "v1").exists()
+
+
 def test_manifest_without_text(capsys, tmp_path, german, tiny_base, without_text):
     code, _, err = run(capsys, "train-tokenizer", str(tmp_path / "tok"), "--manifest", without_text, "--lang", "de")
     assert code == 2

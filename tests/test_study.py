@@ -279,3 +279,24 @@ def test_languages_report_measures_a_speed_up_only_after_scratch_stops_improving
     assert "**de, 500 steps**: de_plateau_base (1.00M parameters)" in report
     assert "de_improving_base (1.20M parameters)" in report and "the larger base does not transfer better" in report
     assert (tmp_path / "out" / "dev_curves.png").stat().st_size > 10_000
+
+
+def test_languages_report_calls_a_same_family_base_size_comparison_clean(tmp_path, tiny_base):
+    """Two bases of one family and vocabulary kind (read from their .nemo files), at two sizes: size is the
+    difference, and the sentence says so."""
+    import shutil
+
+    from asr_transfer.study.languages import write_report
+
+    curve = [(100, 0.9), (200, 0.8)]
+    for name, parameters, wer in (("de_small", 4 * 10**5, 0.5), ("de_large", 16 * 10**5, 0.4)):
+        write_two_arm_study(tmp_path / name, "de", curve, curve)
+        shutil.copy(tiny_base, tmp_path / f"{name}_base.nemo")
+        (tmp_path / f"{name}_base.provenance.json").write_text(json.dumps({"parameters": parameters}))
+        results = json.loads((tmp_path / name / "results.json").read_text())
+        results["runs"][1]["test_wer"] = wer
+        (tmp_path / name / "results.json").write_text(json.dumps(results))
+    report = open(write_report([str(tmp_path / "de_small"), str(tmp_path / "de_large")], str(tmp_path / "out"), "c"))
+    text = report.read()
+    assert "de_small_base (0.40M parameters): transfer test WER 0.500" in text
+    assert "the larger base does transfer better (same architecture family and vocabulary (ConvASREncoder/char)" in text

@@ -55,6 +55,7 @@ class LanguageRow:
     metric: str
     base: str
     base_parameters: int | None
+    base_family: str | None  # encoder class / vocabulary kind: bases compared for size share it
     runs: dict[str, list[dict]]  # arm -> its runs (results.json rows with their dev curve), by seed
     schedule: int | None  # the steps every arm was scheduled for (None: each arm its own)
     patience: int | None  # early stopping's patience (None: runs trained all their steps)
@@ -75,6 +76,18 @@ class LanguageRow:
         """Mean of ``key`` (``test_wer``, ``test_cer``) over the seeds, and its sd (None for one seed)."""
         found = [self.run(arm, seed)[key] for seed in self.seeds]
         return statistics.fmean(found), statistics.stdev(found) if len(found) > 1 else None
+
+
+def family_of(config) -> str | None:
+    """The base's architecture family and vocabulary kind (``ConvASREncoder/char``) from its ``.nemo``;
+    None when the file is not here (a study copied without its base)."""
+    from asr_transfer.nemofile import read_config, vocabulary_kind
+
+    path = config.base.get("nemo")
+    if not path or not os.path.isfile(str(path)):
+        return None
+    model = read_config(str(path), "base.nemo")
+    return f"{str(model['encoder']['_target_']).rsplit('.', 1)[-1]}/{vocabulary_kind(model)}"
 
 
 def base_of(config) -> tuple[str, int | None]:
@@ -113,6 +126,7 @@ def load_study(folder: str) -> LanguageRow:
         metric=primary_metric(config.lang),
         base=base,
         base_parameters=base_parameters,
+        base_family=family_of(config),
         runs=runs,
         schedule=None if overridden else runs["scratch"][0].get("steps", config.get("steps")),
         patience=config.get("patience"),
@@ -179,12 +193,17 @@ def plot_studies(rows: list[LanguageRow], out_png: str) -> None:
 
 def base_size_finding(rows: list[LanguageRow]) -> list[str]:
     """Huang et al.: larger bases transfer better. Compared where one language was trained from two bases
-    under the same schedule."""
+    under the same schedule; a clean comparison when the bases share architecture family and vocabulary
+    kind (``base_family``), else the sentence says what else differs."""
     groups: dict[tuple[str, int | None, int | None], list[LanguageRow]] = {}
     for row in rows:
         groups.setdefault((row.lang, row.schedule, row.patience), []).append(row)
     lines = []
     for (lang, steps, _), group in groups.items():
+        families = {row.base_family for row in group}
+        if len(families) > 1 and None not in families:  # compare within a family where one has two sizes
+            same = [[row for row in group if row.base_family == family] for family in families]
+            group = max(same, key=lambda rows: len({row.base for row in rows}))
         if len({row.base for row in group}) < 2:
             continue
         group = sorted(group, key=lambda row: row.base_parameters or 0)
@@ -196,9 +215,14 @@ def base_size_finding(rows: list[LanguageRow]) -> list[str]:
         )
         smaller, larger = group[0], group[-1]
         verdict = "does" if wer[larger.study][0] < wer[smaller.study][0] else "does not"
+        clean = len({row.base_family for row in group}) == 1 and group[0].base_family is not None
+        caveat = (
+            f"same architecture family and vocabulary ({group[0].base_family}), so size is the difference"
+            if clean
+            else "the bases also differ in architecture and vocabulary, so size is not the only difference"
+        )
         lines.append(
-            f"- **{lang}, {steps} steps**: {listed}. Here the larger base {verdict} transfer better "
-            "(the bases also differ in architecture and vocabulary, so size is not the only difference)."
+            f"- **{lang}, {steps} steps**: {listed}. Here the larger base {verdict} transfer better ({caveat})."
         )
     return lines
 

@@ -215,7 +215,14 @@ def load_arch(path: str | None) -> DictConfig:
         raise ConfigError("init.scratch=true needs an architecture; set init.arch=recipes/conf/arch/NAME.yaml")
     if not os.path.isfile(path):
         raise ConfigError(f"init.arch={path} does not exist; name a file of recipes/conf/arch/")
-    return OmegaConf.load(path).model
+    try:
+        arch = OmegaConf.load(path)
+    except (yaml.YAMLError, OmegaConfBaseException) as error:
+        problem = " ".join(str(error).split())
+        raise ConfigError(f"init.arch={path} is not valid YAML ({problem}); fix the file") from None
+    if not isinstance(arch, DictConfig) or not isinstance(arch.get("model"), DictConfig):
+        raise ConfigError(f"init.arch={path} has no model: section; an architecture file holds model: {{encoder: ...}}")
+    return arch.model
 
 
 def load_config(path: str, overrides: list[str] | None = None) -> DictConfig:

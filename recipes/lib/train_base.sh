@@ -10,15 +10,16 @@ option out "exp/${lang}_base" "output folder"
 option seed 7 "seed of the corpus and of training"
 option jobs "$(nproc)" "worker processes for synthesis and data preparation"
 option model_dir "$repo/recipes/${lang}_base/model" "where the shipped model and its provenance go"
-option arch quartznet "quartznet (characters) or fastconformer (SentencePiece BPE)"
+option arch quartznet "quartznet (characters), quartznet_small (the same at twice the width) or fastconformer (SentencePiece BPE)"
 option bpe_size 128 "SentencePiece vocabulary size, for --arch fastconformer"
 option note "" "a line added to the provenance note (e.g. how a run was cut short)"
 parse_options "$@"
 
 case "$arch" in
     quartznet) conf=$repo/recipes/conf/tiny_quartznet_char.yaml; kind=char; model_name=${lang}_tiny_quartznet_char ;;
+    quartznet_small) conf=$repo/recipes/conf/small_quartznet_char.yaml; kind=char; model_name=${lang}_small_quartznet_char ;;
     fastconformer) conf=$repo/recipes/conf/tiny_fastconformer_bpe.yaml; kind=bpe; model_name=${lang}_tiny_fastconformer_bpe$bpe_size ;;
-    *) echo "error: --arch $arch is unknown; use quartznet or fastconformer" >&2; exit 2 ;;
+    *) echo "error: --arch $arch is unknown; use quartznet, quartznet_small or fastconformer" >&2; exit 2 ;;
 esac
 
 corpus=$out/cv_$lang
