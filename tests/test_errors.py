@@ -276,9 +276,15 @@ def test_finetune_configs_hold_only_what_finetuning_reads():
             arch = OmegaConf.load(cfg.init.arch).model
             assert set(arch) <= {"sample_rate", "preprocessor", "encoder", "decoder"}, cfg.init.arch
     assert json.loads(json.dumps(sorted(p.name for p in (CONF / "arch").glob("*.yaml")))) == [
+        "citrinet1024_zh_char.yaml",
         "citrinet_zh_char.yaml",
         "conformer_ctc_bpe.yaml",
+        "conformer_ctc_large_bpe.yaml",
+        "fastconformer_ctc_large_bpe.yaml",
+        "fastconformer_hybrid_large_bpe.yaml",
+        "parakeet_ctc_0.6b_bpe.yaml",
         "quartznet15x5_char.yaml",
+        "small_quartznet_char.yaml",
         "tiny_fastconformer_bpe.yaml",
         "tiny_quartznet_char.yaml",
     ]
