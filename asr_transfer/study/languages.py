@@ -203,7 +203,8 @@ def base_size_finding(rows: list[LanguageRow]) -> list[str]:
         families = {row.base_family for row in group}
         if len(families) > 1 and None not in families:  # compare within a family where one has two sizes
             same = [[row for row in group if row.base_family == family] for family in families]
-            group = max(same, key=lambda rows: len({row.base for row in rows}))
+            widest = max(same, key=lambda rows: len({row.base for row in rows}))
+            group = widest if len({row.base for row in widest}) > 1 else group
         if len({row.base for row in group}) < 2:
             continue
         group = sorted(group, key=lambda row: row.base_parameters or 0)
