@@ -271,7 +271,8 @@ def test_finetune_configs_hold_only_what_finetuning_reads():
 
     for path in sorted(CONF.glob("*.yaml")):
         cfg = load_config(str(path))
-        assert set(cfg.model) <= {"spec_augment", "optim"}, path.name
+        assert set(cfg.model) <= {"spec_augment", "optim", "preprocessor"}, path.name
+        assert not cfg.model.preprocessor, f"{path.name}: preprocessor keys to change belong to a user's override"
         if cfg.init.arch:
             arch = OmegaConf.load(cfg.init.arch).model
             assert set(arch) <= {"sample_rate", "preprocessor", "encoder", "decoder"}, cfg.init.arch

@@ -11,7 +11,9 @@ greedy, one utterance at a time unless said, on ``--threads`` CPU threads each:
   Python service would run), and ONNX Runtime alone on those features;
 * sherpa-onnx: waveform in, its own features, text out (the deployment without Python's NeMo at all);
 
-with the ratios to NeMo batch 8, and how many transcripts equal NeMo's.
+with the ratios to NeMo batch 8, and how many transcripts equal NeMo's (spaces collapsed). ``--exact-pad``
+first sets the model's ``preprocessor.exact_pad: true`` (what ``finetune +model.preprocessor.exact_pad=true``
+trains with, here without training): the framing sherpa-onnx computes.
 """
 
 from __future__ import annotations
@@ -61,6 +63,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--work", default=str(Path(tempfile.gettempdir()) / "asr_transfer_bench"))
     parser.add_argument("--repeats", type=int, default=2)
     parser.add_argument("--threads", type=int, default=1, help="CPU threads of each runtime (torch, ORT, sherpa)")
+    parser.add_argument(
+        "--exact-pad", action="store_true", help="set preprocessor.exact_pad=true first (sherpa-onnx's framing)"
+    )
     parser.add_argument("--json", help="also write the results here")
     return parser
 
@@ -68,6 +73,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     import torch
+    from omegaconf import OmegaConf
 
     from asr_transfer.fileio import read_manifest
     from asr_transfer.inference.model import load_model, transcribe_paths
@@ -80,15 +86,23 @@ def main(argv: list[str] | None = None) -> int:
     )
     from asr_transfer.manifests.audio import decode_mono, model_sample_rate
     from asr_transfer.manifests.checks import audio_path
+    from asr_transfer.training.finetune import change_preprocessor
 
     torch.set_num_threads(args.threads)
     work = Path(args.work)
     manifest = args.manifest or synthetic_manifest(work, args.clips)
     base = Path(manifest).resolve().parent
     paths = [audio_path(entry["audio_filepath"], str(base)) for entry in read_manifest(manifest)]
-    onnx_dir = work / ("onnx_" + Path(args.model).stem)
-    export_onnx(load_model(args.model, "cpu"), onnx_dir)  # the exporter changes the model it is given
-    model = load_model(args.model, "cpu")
+    onnx_dir = work / ("onnx_" + Path(args.model).stem + ("_exact_pad" if args.exact_pad else ""))
+
+    def restored():
+        model = load_model(args.model, "cpu")
+        if args.exact_pad:
+            change_preprocessor(model, OmegaConf.create({"exact_pad": True}))
+        return model.eval()
+
+    export_onnx(restored(), onnx_dir)  # the exporter changes the model it is given
+    model = restored()
     rate = model_sample_rate(model)
     runtime = OnnxRuntimeCtc(onnx_dir, args.threads)
     recognizer = sherpa_recognizer(onnx_dir, args.threads)
@@ -113,7 +127,7 @@ def main(argv: list[str] | None = None) -> int:
     for name, work_fn in runs.items():
         seconds, texts = fastest(args.repeats, work_fn)
         reference = reference if reference is not None else texts
-        same = sum(a == b for a, b in zip(reference, texts, strict=True))
+        same = sum(a.split() == b.split() for a, b in zip(reference, texts, strict=True))
         results[name] = {"utterances_per_second": round(len(paths) / seconds, 1), "same_as_nemo": same}
     nemo_rate = results["nemo transcribe, batch 8"]["utterances_per_second"]
     hours = sum(float(entry.get("duration", 0)) for entry in read_manifest(manifest)) / 3600

@@ -3,7 +3,8 @@
 In: a YAML path (keys of :class:`asr_transfer.training.schema.FinetuneConfig`; a file may ``inherit:``
 another, see :mod:`asr_transfer.inherit`) and overrides in Hydra's grammar (``key=value`` changes a key,
 ``+key=value`` adds one where a section takes free keys: ``trainer``, ``model.optim``,
-``model.spec_augment``; ``~key`` deletes one there). Out: a typed OmegaConf ``DictConfig``. An unknown
+``model.spec_augment``, ``model.preprocessor``; ``~key`` deletes one there). Out: a typed OmegaConf
+``DictConfig``. An unknown
 or misspelt key, in the file or an override, or a value of the wrong type, is a :class:`ConfigError`
 naming the key and the nearest valid one. ``trainer.precision`` and ``accelerator`` are resolved for
 this machine (bf16-mixed on GPUs that have it, 16-mixed on older GPUs, 32 on CPU). ``init.arch`` names

@@ -49,12 +49,49 @@ def make_trainer(cfg: DictConfig):
 
 
 def scratch_model_config(cfg: DictConfig) -> DictConfig:
-    """The architecture of ``init.arch`` with the fine-tuning config's SpecAugment."""
+    """The architecture of ``init.arch`` with the fine-tuning config's SpecAugment and preprocessor keys."""
     model_cfg = load_arch(cfg.init.get("arch"))
     if cfg.model.get("spec_augment"):
         with open_dict(model_cfg):
             model_cfg.spec_augment = cfg.model.spec_augment
+    if cfg.model.get("preprocessor"):
+        from nemo.core.classes.common import Serialization
+
+        with open_dict(model_cfg):
+            model_cfg.preprocessor = merged_keys(model_cfg.preprocessor, cfg.model.preprocessor)
+        build_preprocessor(Serialization, model_cfg.preprocessor)  # a key it does not take: one error line
     return model_cfg
+
+
+def merged_keys(section: DictConfig, keys: DictConfig) -> DictConfig:
+    """``section`` with ``keys`` changed or added (a model's sections are struct: no key may be added)."""
+    return OmegaConf.merge(OmegaConf.create(OmegaConf.to_container(section)), keys)
+
+
+def build_preprocessor(model, preprocessor_cfg: DictConfig):
+    """``model.from_config_dict(preprocessor_cfg)`` (``model``: a model or NeMo's ``Serialization``); a key
+    the preprocessor does not take is a ConfigError (NeMo raises a TypeError, which Hydra wraps)."""
+    from hydra.errors import InstantiationException
+
+    try:
+        return model.from_config_dict(preprocessor_cfg)
+    except (TypeError, InstantiationException) as error:
+        cause = error.__cause__ or error
+        raise ConfigError(
+            f"model.preprocessor: {' '.join(str(cause).split())}; use the keys of "
+            f"{preprocessor_cfg.get('_target_', 'the preprocessor')}"
+        ) from None
+
+
+def change_preprocessor(model, keys: DictConfig) -> None:
+    """Rebuild a restored model's preprocessor with ``keys`` (``model.preprocessor`` of the fine-tuning
+    config, e.g. ``exact_pad: true``) changed, in ``model.cfg`` too, so that the saved ``.nemo`` computes
+    the same features. The preprocessor holds no trained weights (its window and mel banks are computed
+    from its config). Raises ConfigError for a key the preprocessor does not take."""
+    merged = merged_keys(model.cfg.preprocessor, keys)
+    model.preprocessor = build_preprocessor(model, merged)
+    with open_dict(model.cfg):
+        model.cfg.preprocessor = merged
 
 
 def check_inputs(cfg: DictConfig, option_names: dict | None = None) -> None:
@@ -172,6 +209,8 @@ def prepare_model(cfg: DictConfig, trainer=None, option_names: dict | None = Non
             model.spec_augmentation = model.from_config_dict(cfg.model.spec_augment)
             with open_dict(model.cfg):
                 model.cfg.spec_augment = cfg.model.spec_augment
+        if cfg.model.get("preprocessor"):
+            change_preprocessor(model, cfg.model.preprocessor)
     if trainer is not None:
         model.set_trainer(trainer)
     report["parameters"] = sum(p.numel() for p in model.parameters())
@@ -316,7 +355,7 @@ def build_parser() -> argparse.ArgumentParser:
         "exp_manager.exp_dir/exp_manager.name/exp_manager.version; a rerun resumes it. Every key of the config is "
         "typed (asr_transfer/training/schema.py): a misspelt one is refused with the nearest valid key.",
         epilog="Overrides (Hydra's grammar): key=value changes a key, +key=value adds one to trainer, model.optim or "
-        "model.spec_augment, ~key removes one there. Example: asr-transfer finetune --config "
+        "model.spec_augment or model.preprocessor, ~key removes one there. Example: asr-transfer finetune --config "
         "recipes/conf/quartznet15x5_char.yaml data.train_manifest=train.json data.dev_manifest=dev.json "
         "vocab.dir=tokenizers/de/char --steps 20000",
     )

@@ -7,7 +7,8 @@ with the nearest valid key; a value of the wrong type is refused with the key's 
 their keys from the libraries that read them: ``trainer`` (the parameters of Lightning's ``Trainer``) and
 ``exp_manager`` (NeMo's own ``ExpManagerConfig``), checked by
 :func:`asr_transfer.training.config.check_library_keys` when a run starts. ``model.spec_augment``
-and ``model.optim`` are NeMo configs passed through as they are (NeMo checks them when it builds them).
+and ``model.optim`` are NeMo configs passed through as they are (NeMo checks them when it builds them);
+``model.preprocessor`` holds keys of the base's preprocessor to change (checked when it is rebuilt).
 
 This module is the one place these defaults are written; the recipe configs hold only what differs.
 """
