@@ -1,9 +1,11 @@
-"""asr-transfer shrink: students cut from a teacher, masked losses, step 1, and a two-student run end to end."""
+"""asr-transfer shrink: students cut from a teacher, masked losses, step 1 (with early stopping), the step-1
+check (dev CTC loss, greedy WER, linear CKA), FLOP accounting, and a two-student run end to end."""
 
 from __future__ import annotations
 
 import csv
 import json
+import math
 import subprocess
 import sys
 from pathlib import Path
@@ -16,7 +18,7 @@ from asr_transfer.cli import main as cli_main
 from asr_transfer.shrink import losses
 from asr_transfer.shrink.students import ShrinkError, derive, kept_layers, layer_list, parameter_count
 from asr_transfer.training.models import build_model
-from tests.conftest import CONF
+from tests.conftest import CONF, REPO
 
 SMALL_CONFORMER = [
     "model.encoder.n_layers=4",
@@ -107,6 +109,19 @@ def test_masked_losses_ignore_padded_frames():
     torch.testing.assert_close(losses.masked_mse(student["log_probs"], teacher["log_probs"], lengths), weighted)
 
 
+def audio_only(manifest: str, path: Path) -> str:
+    """Step 1 needs no transcripts: the manifest without text (paths made absolute)."""
+    base = Path(manifest).parent
+    with open(manifest) as source, open(path, "w") as target:
+        for line in source:
+            entry = json.loads(line)
+            target.write(
+                json.dumps({"audio_filepath": str(base / entry["audio_filepath"]), "duration": entry["duration"]})
+                + "\n"
+            )
+    return str(path)
+
+
 def test_step1_lowers_the_representation_loss(tiny_teacher, german, tmp_path):
     from asr_transfer.inference.model import load_model
     from asr_transfer.shrink.encrl import Step1Config, learn_representations
@@ -114,16 +129,7 @@ def test_step1_lowers_the_representation_loss(tiny_teacher, german, tmp_path):
     teacher = load_model(tiny_teacher, "cpu")
     torch.manual_seed(0)
     student = derive(tiny_teacher, [0, 1], copy_weights=False)
-    # step 1 needs no transcripts: an audio manifest without text (paths made absolute)
-    audio = tmp_path / "audio.json"
-    base = Path(german["train"]).parent
-    with open(german["train"]) as source, open(audio, "w") as target:
-        for line in source:
-            entry = json.loads(line)
-            target.write(
-                json.dumps({"audio_filepath": str(base / entry["audio_filepath"]), "duration": entry["duration"]})
-                + "\n"
-            )
+    audio = audio_only(german["train"], tmp_path / "audio.json")
     summary = learn_representations(
         teacher,
         student,
@@ -148,6 +154,128 @@ def test_step1_lowers_the_representation_loss(tiny_teacher, german, tmp_path):
         progress=False,
     )
     assert again["steps"] == 30 and again["seconds"] == summary["seconds"]
+
+
+def test_step1_patience_stops_when_the_dev_loss_stops_improving_and_keeps_the_best(tiny_teacher, german, tmp_path):
+    """A constant, too-high learning rate: the dev loss falls, then rises; with patience 2 (a check after
+    every step) the run ends two checks after its best, long before its 20 steps, and the student it
+    leaves is the best one, not the last; a rerun resumes into the finished run and trains nothing."""
+    from asr_transfer.inference.batches import AudioManifest, pad_batch
+    from asr_transfer.inference.model import load_model
+    from asr_transfer.shrink.encrl import Step1Config, dev_loss, learn_representations
+
+    teacher = load_model(tiny_teacher, "cpu")
+    config = Step1Config(steps=20, batch_size=8, lr=0.1, validations=20, patience=2, warmup_fraction=0.0, lr_floor=1.0)
+    audio = audio_only(german["train"], tmp_path / "audio.json")
+
+    def run():
+        torch.manual_seed(0)
+        student = derive(tiny_teacher, [0, 1], copy_weights=False)
+        return student, learn_representations(
+            teacher, student, audio, german["dev"], tmp_path, config, seed=0, progress=False
+        )
+
+    student, summary = run()
+    checks = [(int(row["step"]), float(row["dev_loss"])) for row in csv.DictReader(open(tmp_path / "dev_loss.csv"))]
+    best_step, best_loss = min(checks, key=lambda check: check[1])
+    assert summary["stopped_at"] is not None and summary["stopped_at"] < 20, summary
+    assert summary["steps"] == summary["stopped_at"] == checks[-1][0] == best_step + 2, checks
+    assert (summary["best_step"], summary["dev_loss_after"]) == (best_step, best_loss)
+    assert len(list(csv.DictReader(open(tmp_path / "log.csv")))) == summary["steps"]
+    # the student left behind is the best-dev-loss one, not the last
+    dev = torch.utils.data.DataLoader(AudioManifest(german["dev"], 16000), batch_size=8, collate_fn=pad_batch)
+    kept = dev_loss("clip+mse", teacher, student, dev, torch.device("cpu"))
+    assert kept == pytest.approx(best_loss, rel=1e-5) and kept != pytest.approx(checks[-1][1], rel=1e-3)
+    again_student, again = run()
+    assert again == summary
+    torch.testing.assert_close(again_student.state_dict(), student.state_dict())
+    # --rl-patience sets step1.patience; below 1 it is refused before anything runs
+    from asr_transfer.errors import UserError
+    from asr_transfer.shrink.run import build_parser, check_inputs, spec_from_args
+
+    argv = ["--teacher", tiny_teacher, "--students", "2", "--audio", audio, "--train", german["train"], "--dev",
+            german["dev"], "--config", str(CONF / "tiny_fastconformer_bpe.yaml"), str(tmp_path / "out")]  # fmt: skip
+    assert spec_from_args(build_parser().parse_args([*argv, "--rl-patience", "3"]), "").step1.patience == 3
+    with pytest.raises(UserError, match="--rl-patience 0 is not a number of dev-loss checks"):
+        check_inputs(spec_from_args(build_parser().parse_args([*argv, "--rl-patience", "0"]), ""))
+
+
+def test_linear_cka_of_a_layer_with_itself_is_one_and_the_check_compares_both_students(tiny_teacher, german, tmp_path):
+    """Linear CKA: 1 for the same frames, also rotated and scaled; low for unrelated ones. The step-1 check
+    on a student made of the teacher's first two layers (each layer's output is the teacher layer's own:
+    CKA 1) against a random student of that size; its dev CTC loss is NeMo's own CTC loss on a batch."""
+    from asr_transfer.inference.model import load_model
+    from asr_transfer.shrink.check import ctc_loss_sum, ctc_targets, linear_cka, usefulness
+    from asr_transfer.shrink.compute import ctc_batch
+
+    torch.manual_seed(0)
+    x = torch.randn(500, 16)
+    rotation, _ = torch.linalg.qr(torch.randn(16, 16))
+    assert linear_cka(x, x) == pytest.approx(1.0)
+    assert linear_cka(x, 3 * x @ rotation + 1) == pytest.approx(1.0)
+    assert linear_cka(x, torch.randn(500, 8)) < 0.1
+    teacher = load_model(tiny_teacher, "cpu")
+    prefix = tmp_path / "prefix_2.nemo"
+    derive(tiny_teacher, [0, 1], copy_weights=True).save_to(str(prefix))
+    random = tmp_path / "random_2.nemo"
+    torch.manual_seed(0)
+    derive(tiny_teacher, [0, 1], copy_weights=False).save_to(str(random))
+    found = usefulness(teacher, str(prefix), str(random), [0, 1], german["dev"], "de")
+    json.dumps(found)  # what step1_check writes
+    assert found["teacher_layers"] == [0, 1]
+    assert found["step1"]["cka"] == pytest.approx([1.0, 1.0], abs=1e-4)
+    assert all(value < 0.99 for value in found["random"]["cka"]), found["random"]
+    for student in ("step1", "random"):
+        assert set(found[student]) >= {"dev_ctc_loss", "dev_wer", "dev_cer", "cka", "mean_cka"}
+        assert found[student]["dev_ctc_loss"] > 0 and 0 <= found[student]["dev_wer"]
+    assert found["step1_better"]["mean_cka"] is True
+    # the check's CTC loss is NeMo's (mean over the batch's utterances) on the same batch
+    model = load_model(str(random), "cpu").eval()
+    signal, lengths, texts = ctc_batch(model, german["dev"], 4)
+    with torch.no_grad():
+        log_probs, encoded_lengths, _ = model(input_signal=signal, input_signal_length=lengths)
+        targets, counts = ctc_targets(model, texts)
+        nemo = model.loss(log_probs=log_probs, targets=targets, input_lengths=encoded_lengths, target_lengths=counts)
+        mine = ctc_loss_sum(model, log_probs, encoded_lengths, texts) / len(texts)
+    torch.testing.assert_close(mine, nemo.float())
+
+
+def test_flop_accounting_gives_scratch_the_steps_step1_cost(tiny_teacher, german, tmp_path):
+    """FlopCounterMode counts 2 per multiply-add; a step-1 step costs more than the teacher's forward
+    pass, a larger student's CTC step more than a smaller one's; scratch and KD get step 2's steps plus
+    ceil(step 1's FLOPs / one CTC step's FLOPs)."""
+    from asr_transfer.inference.model import load_model
+    from asr_transfer.shrink import compute
+    from asr_transfer.shrink.run import ShrinkSpec, baseline_steps
+
+    a, b = torch.randn(8, 5), torch.randn(5, 3)
+    assert compute.counted(lambda: a @ b) == 2 * 8 * 5 * 3
+    teacher = load_model(tiny_teacher, "cpu")
+    audio = audio_only(german["train"], tmp_path / "audio.json")
+    two, one = (derive(tiny_teacher, list(range(n)), copy_weights=False) for n in (2, 1))
+    step1 = compute.step1_step_flops(teacher, two, audio, 4, "clip+mse")
+    forward = compute.teacher_forward_flops(teacher, german["train"], 4)  # the same 4 utterances
+    ctc_two, ctc_one = (compute.ctc_step_flops(model, german["train"], 4) for model in (two, one))
+    assert step1 > forward > 0 and ctc_two > ctc_one > 0
+    assert all(parameter.grad is None for parameter in two.parameters())  # measuring trains nothing
+    flops = {"step1_step_flops": {"2": step1}, "ctc_step_flops": {"2": ctc_two, "1": ctc_one}}
+    spec = ShrinkSpec(ctc_steps=10)
+    cost = {"steps": 7, "trained": 2}
+    for size, ctc in ((2, ctc_two), (1, ctc_one)):
+        steps = baseline_steps(spec, flops, size, cost)
+        assert steps["scratch"] == steps["kd"] == 10 + math.ceil(7 * step1 / ctc) > 10
+        assert steps["scratch-3x"] == 30
+    assert compute.steps_for(0, ctc_one) == 0 and compute.steps_for(ctc_one + 1, ctc_one) == 2
+
+
+def test_shrink_recipe_defaults_are_the_issue_23_release_and_a_converged_teacher():
+    result = subprocess.run(
+        ["bash", str(REPO / "recipes" / "shrink" / "run.sh"), "--help"], capture_output=True, text=True, timeout=60
+    )
+    assert result.returncode == 0, result.stderr
+    options = {line.split()[0]: line for line in result.stdout.splitlines() if line.startswith("  --")}
+    assert options["--clips"].endswith("(2000)") and options["--teacher_patience"].endswith("(3)")
+    assert options["--rl_patience"].endswith("(3)")
 
 
 def run_cli(*argv: str) -> subprocess.CompletedProcess:
@@ -186,8 +314,23 @@ def test_two_student_shrink_end_to_end(tiny_teacher, german, tmp_path):
         (arm, size) for arm in ("twostep_onerun_random_clip-mse", "scratch", "kd") for size in ("2", "1")
     }
     by_arm = {(row["arm"], row["layers"]): row for row in rows}
-    assert by_arm[("scratch", "2")]["step2_steps"] == "12"  # step 1's and step 2's steps
+    # scratch and KD: step 2's 6 steps plus the CTC steps whose FLOPs match step 1's 6 steps of the 2-layer student
+    flops = json.loads((out / "compute.json").read_text())
+    for size in ("2", "1"):
+        same = 6 + math.ceil(6 * flops["step1_step_flops"]["2"] / flops["ctc_step_flops"][size])
+        assert by_arm[("scratch", size)]["step2_steps"] == by_arm[("kd", size)]["step2_steps"] == str(same)
+        assert int(by_arm[("scratch", size)]["compute_flops"]) == same * flops["ctc_step_flops"][size]
+        twostep = by_arm[("twostep_onerun_random_clip-mse", size)]
+        assert int(twostep["compute_flops"]) == 6 * flops["step1_step_flops"]["2"] + 6 * flops["ctc_step_flops"][size]
+    assert int(by_arm[("kd", "1")]["step_flops"]) == flops["ctc_step_flops"]["1"] + flops["teacher_forward_flops"]
     assert by_arm[("twostep_onerun_random_clip-mse", "1")]["step1_steps"] == "6"
+    # the step-1 check, beside the step-1 run, per size: both students' loss, WER and CKA per layer
+    for size in (2, 1):
+        check = json.loads((out / "step1" / "twostep_onerun_random_clip-mse_s0" / f"check_L{size}.json").read_text())
+        assert check["teacher_layers"] == list(range(size))
+        for student in ("step1", "random"):
+            assert len(check[student]["cka"]) == size and check[student]["dev_ctc_loss"] > 0
+        assert check["random"]["model"].endswith(f"init/random_L{size}_s0.nemo")
     assert int(by_arm[("kd", "1")]["parameters"]) < int(by_arm[("kd", "2")]["parameters"])
     # the KD teacher is held outside the module tree: never saved with the student
     assert by_arm[("kd", "1")]["parameters"] == by_arm[("scratch", "1")]["parameters"]
@@ -195,6 +338,20 @@ def test_two_student_shrink_end_to_end(tiny_teacher, german, tmp_path):
         assert (out / name).stat().st_size > 0
     report = (out / "RESULTS.md").read_text()
     assert "two-step (one step-1 run, random init, clip+mse)" in report and "asr-transfer shrink --teacher" in report
+    assert "## Step 1's check" in report and "| 6 (ran out; " in report
+    # the claims, each judged from the numbers in results.csv
+    wer = {key: float(row["test_wer"]) for key, row in by_arm.items()}
+    lower = all(
+        wer[("twostep_onerun_random_clip-mse", size)] < min(wer[("scratch", size)], wer[("kd", size)])
+        for size in ("2", "1")
+    )
+    claim1 = next(line for line in report.splitlines() if line.startswith("**Claim 1:"))
+    assert claim1.endswith("holds here." if lower else "does not hold here.")
+    assert any(line.startswith("**Claim 2:") and "hold here." in line for line in report.splitlines())
+    teacher_wer = float(by_arm[("teacher", "4")]["test_wer"])
+    published = json.loads((out / "results" / "twostep_onerun_random_clip-mse_L1_s0.json").read_text())["test_wer"]
+    met = "met" if (published - teacher_wer) / teacher_wer <= 0.10 else "not met"
+    assert f"1/4 of the teacher's 4) within 10% relative TEST WER of the teacher**: {met} (" in report
     # stock NeMo, in a process that never imports asr_transfer, restores and transcribes each student
     check = (
         "import sys, json\n"
@@ -217,16 +374,17 @@ def test_two_student_shrink_end_to_end(tiny_teacher, german, tmp_path):
 
 @pytest.mark.slow
 def test_shrink_variants_teacher_init_separately_mse_scratch3x_two_seeds(tiny_teacher, german, tmp_path):
-    """The options recipes/shrink/run.sh's stage 3 uses, run once each: --init teacher, --separately,
-    a --loss other than the default, the scratch-3x baseline and more than one seed (one student size,
-    to keep the suite's time: --separately's own step-1 folder per size is still what is checked)."""
+    """The options recipes/shrink/run.sh's stages 2-3 use, run once each: --init teacher, --separately,
+    --rl-patience, a --loss other than the default, the scratch-3x baseline and more than one seed (one
+    student size, to keep the suite's time: --separately's own step-1 folder per size is still what is
+    checked)."""
     out = tmp_path / "shrink"
     argv = [
         "shrink", "--teacher", tiny_teacher, "--students", "1", "--audio", german["train"],
         "--train", german["train"], "--dev", german["dev"], "--lang", "de",
         "--config", str(CONF / "tiny_fastconformer_bpe.yaml"), "--rl-steps", "3", "--ctc-steps", "3",
         "--val-every", "3", "--batch-size", "8", "--init", "teacher", "--separately", "--loss", "mse",
-        "--baselines", "scratch-3x", "--seeds", "0,1", str(out),
+        "--rl-patience", "1", "--baselines", "scratch-3x", "--seeds", "0,1", str(out),
     ]  # fmt: skip
     assert cli_main(argv) == 0
     rows = list(csv.DictReader(open(out / "results.csv")))
@@ -237,4 +395,10 @@ def test_shrink_variants_teacher_init_separately_mse_scratch3x_two_seeds(tiny_te
     assert by_run[("twostep_separate_teacher_mse", "1", "0")]["step1_steps"] == "3"
     assert "±" in (out / "RESULTS.md").read_text()  # a mean and spread over the two seeds
     for seed in ("0", "1"):  # step 1 trained for this student on its own
-        assert (out / "step1" / f"twostep_separate_teacher_mse_s{seed}" / "L1").is_dir()
+        folder = out / "step1" / f"twostep_separate_teacher_mse_s{seed}" / "L1"
+        summary = json.loads((folder / "summary.json").read_text())
+        checks = [float(row["dev_loss"]) for row in csv.DictReader(open(folder / "dev_loss.csv"))]
+        assert summary["patience"] == 1 and summary["best_step"] == checks.index(min(checks))  # a check a step
+        assert summary["stopped_at"] in (None, summary["steps"])
+        # teacher init keeps the last of the 4 teacher layers (every 4th): the check compares with that layer
+        assert json.loads((folder / "check_L1.json").read_text())["teacher_layers"] == [3]

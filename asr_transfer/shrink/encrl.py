@@ -5,7 +5,10 @@ is not read), a dev audio manifest, the loss (``losses.LOSSES``), steps and a fo
 the same features from one call of the teacher's preprocessor (in eval mode: no dither), so neither
 sees an input the other does not. Out, in the folder: ``checkpoint.pt`` (rewritten atomically every
 ``save_every`` steps; a rerun resumes from it), ``log.csv`` (step, seconds, lr, loss terms; seconds
-count the teacher's forward passes), ``dev_loss.csv`` and the trained student as ``.nemo``.
+count the teacher's forward passes), ``dev_loss.csv`` (step, dev loss) and the trained student as
+``.nemo``. The student kept is the one with the lowest dev loss of all checks (step 0's included); with
+``patience`` set the run ends after that many checks without a new best (the learning-rate schedule
+stays that of ``steps``), and the summary records where it stopped.
 Batches are drawn from the step number and the seed, so a resumed run sees the batches an unbroken
 run would have seen.
 """
@@ -108,8 +111,15 @@ class Step1Config:
     clip_norm: float = 1.0  # gradient norm clipping
     warmup_fraction: float = 0.1  # linear warm-up over this share of the steps, then cosine decay
     lr_floor: float = 0.01  # the cosine ends at this fraction of the peak
-    validations: int = 4  # dev-loss checks (and checkpoints) over the run
+    validations: int = 4  # dev-loss checks (and checkpoints) over the schedule of ``steps``
+    patience: int | None = None  # stop after this many dev-loss checks without a new best; None: all steps
     num_workers: int = 0
+
+
+def checks_since_best(dev: list[dict]) -> int:
+    """How many dev-loss checks came after the best one (the lowest; the earliest of equals)."""
+    best = min(range(len(dev)), key=lambda index: (dev[index]["dev_loss"], index))
+    return len(dev) - 1 - best
 
 
 def learn_representations(
@@ -122,7 +132,10 @@ def learn_representations(
     seed: int = 0,
     progress: bool = True,
 ) -> dict:
-    """Train ``student`` (in place) to match the frozen ``teacher``; returns the step's summary."""
+    """Train ``student`` (in place) to match the frozen ``teacher``; on return it holds the weights of its
+    lowest dev loss. Returns the step's summary: ``steps`` (taken), ``schedule_steps``, ``stopped_at``
+    (the step early stopping ended the run at, None when it ran the schedule out), ``best_step``,
+    ``dev_loss_before`` (step 0), ``dev_loss_after`` (the kept student's), ``dev_loss_last``, ``seconds``."""
     from tqdm import tqdm
 
     device = next(teacher.parameters()).device
@@ -133,6 +146,9 @@ def learn_representations(
     trainable = [p for module in (student.encoder, student.decoder) for p in module.parameters()]
     step1 = step1 or Step1Config()
     loss, steps, batch_size = step1.loss, int(step1.steps), int(step1.batch_size)
+    patience = None if step1.patience is None else int(step1.patience)
+    if patience is not None and patience < 1:
+        raise ValueError(f"step1.patience={patience} is not a number of dev-loss checks; give 1 or more, or null")
     save_every = max(steps // max(int(step1.validations), 1), 1)
     optimizer = torch.optim.AdamW(
         trainable, lr=float(step1.lr), betas=tuple(step1.betas), weight_decay=float(step1.weight_decay)
@@ -144,22 +160,30 @@ def learn_representations(
     audio = AudioManifest(audio_manifest, sample_rate)
     dev = DataLoader(AudioManifest(dev_manifest, sample_rate), batch_size=batch_size, collate_fn=pad_batch)
 
+    def weights() -> dict:
+        return {key: value.detach().clone() for key, value in student.state_dict().items()}
+
     checkpoint_path = out_dir / "checkpoint.pt"
-    state = {"step": 0, "seconds": 0.0, "log": [], "dev": []}
+    state = {"step": 0, "seconds": 0.0, "log": [], "dev": [], "stopped_at": None}
+    best = None  # the weights of the lowest dev loss so far
     if checkpoint_path.is_file():
         saved = torch.load(checkpoint_path, map_location=device, weights_only=False)
         student.load_state_dict(saved["student"])
         optimizer.load_state_dict(saved["optimizer"])
         scheduler.load_state_dict(saved["scheduler"])
-        state = saved["state"]
+        state = {"stopped_at": None} | saved["state"]
+        best = saved.get("best")
     if not state["dev"]:
         state["dev"].append({"step": 0, "dev_loss": dev_loss(loss, teacher, student, dev, device)})
+    if best is None:
+        best = weights()
 
     def save() -> None:
         with atomic_path(checkpoint_path) as tmp:
             torch.save(
                 {
                     "student": student.state_dict(),
+                    "best": best,
                     "optimizer": optimizer.state_dict(),
                     "scheduler": scheduler.state_dict(),
                     "state": state,
@@ -169,9 +193,10 @@ def learn_representations(
         write_rows(out_dir / "log.csv", state["log"])
         write_rows(out_dir / "dev_loss.csv", state["dev"])
 
+    last_step = state["step"] if state["stopped_at"] is not None else steps
     batches = DataLoader(
         audio,
-        batch_sampler=StepBatches(len(audio), batch_size, seed, state["step"], steps),
+        batch_sampler=StepBatches(len(audio), batch_size, seed, state["step"], last_step),
         collate_fn=pad_batch,
         num_workers=int(step1.num_workers),
     )
@@ -194,13 +219,27 @@ def learn_representations(
         bar.set_postfix(loss=f"{float(terms['loss']):.4f}")
         if state["step"] % save_every == 0 or state["step"] == steps:
             state["dev"].append({"step": state["step"], "dev_loss": dev_loss(loss, teacher, student, dev, device)})
+            waited = checks_since_best(state["dev"])
+            if waited == 0:
+                best = weights()
+            elif patience is not None and waited >= patience and state["step"] < steps:
+                state["stopped_at"] = state["step"]
             save()
+            if state["stopped_at"] is not None:
+                break
     bar.close()
+    student.load_state_dict(best)
     student.eval()
+    best_check = state["dev"][len(state["dev"]) - 1 - checks_since_best(state["dev"])]
     return {
         "loss": loss,
         "steps": state["step"],
+        "schedule_steps": steps,
+        "patience": patience,
+        "stopped_at": state["stopped_at"],
+        "best_step": best_check["step"],
         "seconds": round(state["seconds"], 2),
         "dev_loss_before": state["dev"][0]["dev_loss"],
-        "dev_loss_after": state["dev"][-1]["dev_loss"],
+        "dev_loss_after": best_check["dev_loss"],
+        "dev_loss_last": state["dev"][-1]["dev_loss"],
     }

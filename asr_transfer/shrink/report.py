@@ -1,11 +1,14 @@
 """The report of ``asr-transfer shrink``: every finished run in OUT_DIR/results/, side by side.
 
-In: ``results/*.json`` (one per fine-tuning run: arm, layers, seed, parameters, step-1 and step-2 steps
-and seconds, test WER/CER, dev curve) and ``results/teacher.json``. Out: ``results.csv`` (one row per
-run), ``RESULTS.md`` (mean +- sd over seeds per system and size; steps and seconds to reach the scratch
-student's best dev value, with and without step 1's cost), ``frontier.png`` (test error against
-parameters), ``dev_curves.png`` (dev error against all steps taken, step 1's included) and
-``student_<layers>.nemo``: per size, the two-step student with the best dev value.
+In: ``results/*.json`` (one per fine-tuning run: arm, layers, seed, parameters, step-1 and step-2 steps,
+seconds and FLOPs, test WER/CER, dev curve), ``results/teacher.json`` and the step-1 checks
+(``step1/**/check_L*.json``, :mod:`asr_transfer.shrink.check`). Out: ``results.csv`` (one row per run),
+``RESULTS.md`` (mean +- sd over seeds per system and size; steps, FLOPs and seconds to reach the scratch
+student's best dev value, with and without step 1's cost; the step-1 check; the paper's two claims,
+each marked as holding here or not from these numbers; whether the 1/4-size student is within 10%
+relative WER of the teacher), ``frontier.png`` (test error against parameters), ``dev_curves.png`` (dev
+error against all steps taken, step 1's included) and ``student_<layers>.nemo``: per size, the two-step
+student with the best dev value.
 """
 
 from __future__ import annotations
@@ -23,16 +26,20 @@ from asr_transfer.languages import primary_metric
 from asr_transfer.plotting import saved_figure
 
 RUN_COLUMNS = (
-    "arm", "layers", "seed", "parameters", "step1_steps", "step1_seconds", "step2_steps", "step2_seconds",
-    "best_dev_wer", "best_dev_cer", "test_wer", "test_cer", "model",
+    "arm", "layers", "seed", "parameters", "step1_steps", "step1_stopped_at", "step1_seconds", "step2_steps",
+    "step2_seconds", "step1_flops", "step_flops", "compute_flops", "best_dev_wer", "best_dev_cer", "test_wer",
+    "test_cer", "model",
 )  # fmt: skip
+PAPER = "Hannan et al. 2025"
+PAPER_SPEEDUP = 3  # "3x fewer training epochs"
+GOAL_RELATIVE = 0.10  # the product's goal: the 1/4-size student within 10% relative WER of the teacher
 
 
 def label(arm: str) -> str:
     if arm == "teacher":
         return "teacher"
     if arm == "scratch":
-        return "scratch (same total steps)"
+        return "scratch (same total compute)"
     if arm == "scratch-3x":
         return "scratch (3x step-2 steps)"
     if arm == "kd":
@@ -66,31 +73,55 @@ def mean_sd(values: list, digits: int = 3) -> str:
     return f"{statistics.mean(values):.{digits}f} ± {statistics.stdev(values):.{digits}f}"
 
 
+def compute_at(run: dict, step: int) -> float | None:
+    """FLOPs a run has spent after ``step`` step-2 steps: step 1's plus ``step`` steps' (None: not recorded)."""
+    if run.get("step_flops") is None:
+        return None
+    return (run.get("step1_flops") or 0) + step * run["step_flops"]
+
+
 def steps_to_scratch_best(runs: list[dict], metric: str) -> list[dict]:
-    """For every run but scratch: where its dev curve first reaches its scratch twin's best dev value (steps
-    and seconds, without and with step 1's cost). Steps, not a ratio: the report sets them beside what
-    scratch took."""
+    """For every run but scratch: where its dev curve first reaches its scratch twin's best dev value (steps,
+    FLOPs and seconds, without and with step 1's cost), beside where scratch itself first reached it."""
     scratch = {(run["layers"], run["seed"]): run for run in runs if run["arm"] == "scratch"}
     found = []
     for run in runs:
         twin = scratch.get((run["layers"], run["seed"]))
-        if run["arm"] == "scratch" or twin is None:
+        if run["arm"] == "scratch" or twin is None or twin[f"best_dev_{metric}"] is None:
             continue
-        reached = first_reaching(run["curve"], metric, twin[f"best_dev_{metric}"])
+        target = twin[f"best_dev_{metric}"]
+        reached = first_reaching(run["curve"], metric, target)
+        own = first_reaching(twin["curve"], metric, target)
         found.append(
             {
                 "arm": run["arm"],
                 "layers": run["layers"],
                 "seed": run["seed"],
-                "scratch_steps": twin["step1_steps"] + twin["step2_steps"],
-                "scratch_seconds": twin["step2_seconds"],
+                "scratch_steps": own["step"],
+                "scratch_compute": compute_at(twin, own["step"]),
+                "scratch_seconds": own["seconds"],
                 "steps": reached["step"] if reached else None,
                 "seconds": reached["seconds"] if reached else None,
                 "steps_with_step1": reached["step"] + run["step1_steps"] if reached else None,
                 "seconds_with_step1": reached["seconds"] + run["step1_seconds"] if reached else None,
+                "compute": compute_at(run, reached["step"]) if reached else None,
             }
         )
     return found
+
+
+def same_or_spread(values: list) -> str:
+    """One number when every seed took the same steps, else mean ± sd."""
+    return str(values[0]) if len(set(values)) == 1 else mean_sd(values, 0)
+
+
+def flops(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:.3g}"
+
+
+def mean_of(values: list) -> float | None:
+    values = [value for value in values if value is not None]
+    return statistics.mean(values) if values else None
 
 
 def grouped(rows: list[dict]) -> dict[tuple[str, int], list[dict]]:
@@ -102,20 +133,24 @@ def grouped(rows: list[dict]) -> dict[tuple[str, int], list[dict]]:
 
 def systems_table(teacher: dict | None, runs: list[dict], metric: str) -> list[str]:
     lines = [
-        "| system | layers | parameters | steps (step 1 + step 2) | seconds | test WER | test CER "
+        "| system | layers | parameters | steps (step 1 + step 2) | FLOPs | seconds | test WER | test CER "
         f"| best dev {metric.upper()} | seeds |",
-        "|---|---|---|---|---|---|---|---|---|",
+        "|---|---|---|---|---|---|---|---|---|---|",
     ]
     if teacher:
         lines.append(
-            f"| teacher | {teacher['layers']} | {teacher['parameters']:,} | | | {mean_sd([teacher['test_wer']])} | "
+            f"| teacher | {teacher['layers']} | {teacher['parameters']:,} | | | | {mean_sd([teacher['test_wer']])} | "
             f"{mean_sd([teacher['test_cer']])} | {mean_sd([teacher[f'dev_{metric}']])} | |"
         )
     for (arm, layers), group in grouped(runs).items():
         first = group[0]
         seconds = [run["step1_seconds"] + (run["step2_seconds"] or 0) for run in group]
+        step1_steps, step2_steps = (
+            same_or_spread([run[key] for run in group]) for key in ("step1_steps", "step2_steps")
+        )
         lines.append(
-            f"| {label(arm)} | {layers} | {first['parameters']:,} | {first['step1_steps']} + {first['step2_steps']} | "
+            f"| {label(arm)} | {layers} | {first['parameters']:,} | {step1_steps} + {step2_steps} | "
+            f"{flops(mean_of([run.get('compute_flops') for run in group]))} | "
             f"{statistics.mean(seconds):.0f} | {mean_sd([run['test_wer'] for run in group])} | "
             f"{mean_sd([run['test_cer'] for run in group])} | "
             f"{mean_sd([run[f'best_dev_{metric}'] for run in group])} | {len(group)} |"
@@ -125,18 +160,164 @@ def systems_table(teacher: dict | None, runs: list[dict], metric: str) -> list[s
 
 def speed_table(found: list[dict]) -> list[str]:
     lines = [
-        "| system | layers | reached | step-2 steps | with step 1 | seconds | with step 1 | scratch took (steps, s) |",
-        "|---|---|---|---|---|---|---|---|",
+        "| system | layers | reached | step-2 steps | with step 1 | FLOPs (step 1 included) | seconds | with step 1 "
+        "| scratch took (steps, FLOPs, s) |",
+        "|---|---|---|---|---|---|---|---|---|",
     ]
     for (arm, layers), group in grouped(found).items():
         reached = [row for row in group if row["steps"] is not None]
+
+        def spread(key: str, rows: list[dict] = reached) -> str:
+            return mean_sd([row[key] for row in rows], 0)
+
         lines.append(
-            f"| {label(arm)} | {layers} | {len(reached)}/{len(group)} | {mean_sd([r['steps'] for r in reached], 0)} | "
-            f"{mean_sd([r['steps_with_step1'] for r in reached], 0)} | {mean_sd([r['seconds'] for r in reached], 0)} | "
-            f"{mean_sd([r['seconds_with_step1'] for r in reached], 0)} | "
-            f"{group[0]['scratch_steps']}, {mean_sd([r['scratch_seconds'] for r in group], 0)} |"
+            f"| {label(arm)} | {layers} | {len(reached)}/{len(group)} | {spread('steps')} | "
+            f"{spread('steps_with_step1')} | {flops(mean_of([r['compute'] for r in reached]))} | "
+            f"{spread('seconds')} | {spread('seconds_with_step1')} | {spread('scratch_steps', group)}, "
+            f"{flops(mean_of([r['scratch_compute'] for r in group]))}, {spread('scratch_seconds', group)} |"
         )
     return lines
+
+
+def load_checks(out: Path) -> list[dict]:
+    checks = []
+    for path in sorted((out / "step1").glob("**/check_L*.json")):
+        with open(path, encoding="utf-8") as handle:
+            checks.append(json.load(handle))
+    return checks
+
+
+def check_table(checks: list[dict]) -> list[str]:
+    """The step-1 student against a random student of the same size and seed, at step 0 of step 2."""
+    lines = [
+        "| step 1 of | layers | seed | step-1 steps (stopped at; best at) | dev CTC loss: step 1 / random "
+        "| dev WER: step 1 / random | CKA to the teacher per layer: step 1 / random | mean CKA: step 1 / random |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for check in sorted(checks, key=lambda c: (c["arm"], -c["layers"], c["seed"])):
+        trained, random = check["step1"], check["random"]
+        stopped = check["step1_stopped_at"] if check["step1_stopped_at"] is not None else "ran out"
+        lines.append(
+            f"| {label(check['arm'])} | {check['layers']} | {check['seed']} | {check['step1_steps']} ({stopped}; "
+            f"{check['step1_best_step']}) | {trained['dev_ctc_loss']:.2f} / {random['dev_ctc_loss']:.2f} | "
+            f"{mean_sd([trained['dev_wer']])} / {mean_sd([random['dev_wer']])} | "
+            f"{', '.join(f'{v:.2f}' for v in trained['cka'])} / {', '.join(f'{v:.2f}' for v in random['cka'])} | "
+            f"{trained['mean_cka']:.3f} / {random['mean_cka']:.3f} |"
+        )
+    return lines
+
+
+def verdict(holds: bool | None) -> str:
+    return "n/a (missing runs)" if holds is None else ("holds here" if holds else "does not hold here")
+
+
+def score_key(runs: list[dict], metric: str) -> str:
+    """Test WER when every run has one, else the best dev value."""
+    return "test_wer" if runs and all(run.get("test_wer") is not None for run in runs) else f"best_dev_{metric}"
+
+
+def claims(teacher: dict | None, runs: list[dict], found: list[dict], metric: str) -> list[str]:
+    """The paper's two claims and the product's goal, each judged from this folder's numbers.
+
+    Claim 1 (Hannan et al. 2025): two-step from random init has a lower WER than the alternatives: here
+    scratch with the same total compute and KD, mean over seeds per size; relative gain = (alternative -
+    two-step) / alternative. Holds here when lower than both at every size. Claim 2: it reaches scratch's
+    best dev value in fewer steps (the paper: 3x fewer epochs): steps with step 1's counted, mean over the
+    seeds that got there, against scratch's own steps to its best; holds here when every seed at every
+    size got there in fewer steps. Goal: the published 1/4-size student's test WER (dev when no test) at
+    most 10% above the teacher's, relative."""
+    key = score_key(runs, metric)
+    paper_arms = sorted({run["arm"] for run in runs if run["arm"].startswith("twostep") and "_random_" in run["arm"]})
+    sizes = sorted({run["layers"] for run in runs}, reverse=True)
+    score = {(arm, layers): mean_of([run[key] for run in group]) for (arm, layers), group in grouped(runs).items()}
+    lines = [f"## The paper's claims ({PAPER}), judged here", ""]
+    if not paper_arms:
+        lines += ["No two-step run from random init in this folder: the claims are not tested.", ""]
+    for arm in paper_arms:
+        name = label(arm)
+        one, compared = [], True
+        for size in sizes:
+            mine = score.get((arm, size))
+            others = {alt: score.get((alt, size)) for alt in ("scratch", "kd")}
+            if mine is None or any(value is None for value in others.values()):
+                compared = False
+                continue
+            parts = [
+                f"{label(alt)} {value:.3f} ({(value - mine) / value:+.1%} relative)" for alt, value in others.items()
+            ]
+            one.append((size, mine < min(others.values()), f"{size} layers: {mine:.3f} against {'; '.join(parts)}"))
+        holds = all(ok for _, ok, _ in one) if compared and one else None
+        lines += [
+            f"**Claim 1: {name} has a lower {key.replace('_', ' ').upper()} than scratch with the same total compute "
+            f"and KD** (relative gain of two-step over each; positive: two-step better): {verdict(holds)}.",
+            "",
+            *[f"- {text}" for _, _, text in one],
+            "",
+        ]
+        rows = [row for row in found if row["arm"] == arm]
+        per_size = []
+        for size in sizes:
+            group = [row for row in rows if row["layers"] == size]
+            if not group:
+                continue
+            reached = [row for row in group if row["steps_with_step1"] is not None]
+            scratch_steps = mean_of([row["scratch_steps"] for row in group])
+            if reached:
+                steps = mean_of([row["steps_with_step1"] for row in reached])
+                ratio = scratch_steps / steps if steps else None
+                text = (
+                    f"{size} layers: reached scratch's best in {len(reached)}/{len(group)} seeds, after {steps:.0f} "
+                    f"steps with step 1's (compute {flops(mean_of([r['compute'] for r in reached]))} FLOPs) against "
+                    f"scratch's {scratch_steps:.0f} ({flops(mean_of([r['scratch_compute'] for r in group]))} FLOPs): "
+                    f"{ratio:.2f}x fewer steps (paper: {PAPER_SPEEDUP}x)"
+                )
+            else:
+                text = f"{size} layers: never reached scratch's best (0/{len(group)} seeds)"
+            ok = len(reached) == len(group) and all(r["steps_with_step1"] < r["scratch_steps"] for r in reached)
+            per_size.append((ok, text))
+        holds = all(ok for ok, _ in per_size) if per_size else None
+        lines += [
+            f"**Claim 2: {name} reaches scratch's best dev {metric.upper()} in fewer steps** (step 1's steps "
+            f"counted; the paper: {PAPER_SPEEDUP}x fewer epochs): {verdict(holds)}.",
+            "",
+            *[f"- {text}" for _, text in per_size],
+            "",
+        ]
+    lines += goal(teacher, runs, key)
+    return lines
+
+
+def goal(teacher: dict | None, runs: list[dict], key: str) -> list[str]:
+    """Whether the 1/4-size student (the published one: the two-step student with the best dev value)
+    is within 10% relative of the teacher, and the best arm at that size for comparison."""
+    if not teacher:
+        return ["Goal (1/4-size student within 10% relative WER of the teacher): n/a (no teacher result).", ""]
+    quarter = teacher["layers"] // 4
+    teacher_value = teacher.get(key.replace("best_dev", "dev"))
+    at_quarter = [run for run in runs if run["layers"] == quarter]
+    published = [run for run in at_quarter if run["arm"].startswith("twostep") and run.get("best_dev_wer") is not None]
+    if teacher_value is None or not at_quarter:
+        return [f"Goal ({quarter}-layer student within 10% relative of the teacher): n/a (no such runs).", ""]
+    lines = []
+    if published:
+        chosen = min(published, key=lambda run: run[key.replace("test", "best_dev")] or float("inf"))
+        relative = (chosen[key] - teacher_value) / teacher_value
+        lines.append(
+            f"**Goal: the published {quarter}-layer student (1/4 of the teacher's {teacher['layers']}) within "
+            f"{GOAL_RELATIVE:.0%} relative {key.replace('_', ' ').upper()} of the teacher**: "
+            f"{'met' if relative <= GOAL_RELATIVE else 'not met'} ({label(chosen['arm'])}, seed {chosen['seed']}: "
+            f"{chosen[key]:.3f} against the teacher's {teacher_value:.3f}, {relative:+.1%})."
+        )
+    best = min(
+        ((arm, mean_of([run[key] for run in group])) for (arm, size), group in grouped(at_quarter).items()),
+        key=lambda item: item[1] if item[1] is not None else float("inf"),
+    )
+    if best[1] is not None:
+        lines.append(
+            f"Best system at {quarter} layers (mean over seeds): {label(best[0])}, {best[1]:.3f} "
+            f"({(best[1] - teacher_value) / teacher_value:+.1%} relative to the teacher)."
+        )
+    return [*lines, ""]
 
 
 def plot_frontier(teacher: dict | None, runs: list[dict], metric: str, out_png: Path) -> None:
@@ -207,6 +388,8 @@ def write_report(out: Path, lang: str | None) -> Path:
     plot_frontier(teacher, runs, metric, out / "frontier.png")
     plot_sizes(runs, metric, out / "dev_curves.png")
     published = publish_students(runs, metric, out)
+    found = steps_to_scratch_best(runs, metric)
+    checks = load_checks(out)
     lines = [
         "# Several small models from one large one",
         "",
@@ -214,13 +397,27 @@ def write_report(out: Path, lang: str | None) -> Path:
         "",
         *systems_table(teacher, runs, metric),
         "",
-        f"## Steps and seconds to reach the scratch student's best dev {metric.upper()}",
+        "Scratch and KD train for step 2's steps plus the CTC steps whose FLOPs equal step 1's (teacher forward "
+        "passes counted; compute.json); KD's steps also pay the teacher's forward pass, which its FLOPs include.",
+        "",
+        f"## Steps, compute and seconds to reach the scratch student's best dev {metric.upper()}",
         "",
         "Step-2 steps and seconds until the dev curve first reaches its scratch twin's (same size and seed) best; "
-        "'with step 1' adds step 1's steps and wall time (teacher forward passes included; a shared step-1 run "
-        "is counted in full for every student cut from it).",
+        "'with step 1' adds step 1's steps and wall time; FLOPs include step 1's (teacher forward passes "
+        "included; a shared step-1 run is counted in full for every student cut from it). Scratch's own steps "
+        "are those to its best.",
         "",
-        *speed_table(steps_to_scratch_best(runs, metric)),
+        *speed_table(found),
+        "",
+        *claims(teacher, runs, found, metric),
+        "## Step 1's check: the step-1 student against a random one, at step 0 of step 2",
+        "",
+        "Both as step 2 starts from them (their own CTC head); dev CTC loss (mean per utterance), greedy dev "
+        "WER, and per layer the linear CKA (Kornblith et al. 2019) of the student layer's output with the "
+        "teacher layer it was cut from, dev frames pooled, padding left out (the random student's layer j "
+        "against the same teacher layer).",
+        "",
+        *(check_table(checks) if checks else ["No step-1 check in this folder."]),
         "",
         "![test error against parameters](frontier.png)",
         "",

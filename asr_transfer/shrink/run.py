@@ -5,19 +5,27 @@ training/dev(/test) manifests for step 2, a ``finetune`` config, and step counts
 ``student_<layers>.nemo`` (the two-step student of that size with the best dev value; stock NeMo
 classes), ``results.csv``, ``RESULTS.md``, ``frontier.png`` (error rate against parameters) and
 ``dev_curves.png``. Under it: ``step1/`` (representation-learning runs), ``init/`` (random students),
-``runs/`` (``asr-transfer finetune`` runs) and ``results/`` (one JSON per finished run). Every piece is
+``runs/`` (``asr-transfer finetune`` runs), ``results/`` (one JSON per finished run), ``compute.json``
+(FLOPs of one step of each kind) and, beside each step-1 run, ``check_L<layers>.json`` (the step-1
+student against a random one before step 2: dev CTC loss, greedy WER, per-layer CKA to the teacher,
+``check``). Every piece is
 skipped when a rerun finds it done, so a killed run resumes, and runs of other variants (``--init``,
 ``--separately``, ``--loss``) into the same OUT_DIR share the baselines and the report.
 
 Step 1 trains the largest student to match the frozen teacher (``encrl``); smaller students are its
-first layers. Step 2 fine-tunes each with CTC through ``finetune`` (vocabulary kept). Baselines: the
-same students from random weights with step 1's plus step 2's steps (``scratch``), with 3x step 2's
-steps (``scratch-3x``), and with CTC plus KL to the teacher (``kd``).
+first layers. Step 1 ends when its dev loss stops improving (``step1.patience``) or after its steps,
+and keeps its best-dev-loss student. Step 2 fine-tunes each with CTC through ``finetune`` (vocabulary
+kept). Baselines: the same students from random weights with the same total compute (``scratch``: step
+2's steps plus ceil(step 1's FLOPs / one CTC step's FLOPs), step 1's FLOPs being what its steps taken
+cost, teacher forward passes included, ``compute``), with 3x step 2's steps (``scratch-3x``), and with
+CTC plus KL to the teacher for as many steps as ``scratch`` (``kd``; its steps cost more by the
+teacher's forward pass, which its recorded compute includes).
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import shlex
 import sys
 from dataclasses import dataclass, field
@@ -92,6 +100,14 @@ def teacher_result_file(out: Path) -> Path:
     return out / "results" / "teacher.json"
 
 
+def compute_file(out: Path) -> Path:
+    return out / "compute.json"
+
+
+def check_file(folder: Path, size: int) -> Path:
+    return folder / f"check_L{size}.json"
+
+
 def log(message: str) -> None:
     print(f"shrink: {message}", file=sys.stderr, flush=True)
 
@@ -116,6 +132,8 @@ def check_inputs(spec: ShrinkSpec) -> None:
         raise UserError(f"--students {spec.students} holds a size below 1; give encoder layer counts such as 4,2,1")
     if spec.step1.loss not in LOSSES:
         raise UserError(f"--loss {spec.step1.loss} is unknown; use one of {', '.join(LOSSES)}")
+    if spec.step1.patience is not None and spec.step1.patience < 1:
+        raise UserError(f"--rl-patience {spec.step1.patience} is not a number of dev-loss checks; give 1 or more")
     unknown = sorted(set(spec.baselines) - set(BASELINES))
     if unknown:
         raise UserError(f"--baselines {','.join(unknown)} unknown; use some of {','.join(BASELINES)} or none")
@@ -178,21 +196,104 @@ def step1(spec: ShrinkSpec, teacher, layers, seed: int) -> dict[int, dict]:
             )
             trained_nemo = save_nemo(student.cpu(), student_file(folder, trained))
             own_layers = layer_list(student)
+            cut_from = {}  # str(size) -> the teacher layer each of its layers was cut from (JSON keys)
             for size in sizes:
+                own = kept_layers(own_layers, size, False) if size != trained else list(range(trained))
+                cut_from[str(size)] = [kept[index] for index in own]
                 if size != trained:  # the first layers of the trained student
-                    save_nemo(
-                        derive(str(trained_nemo), kept_layers(own_layers, size, False), True),
-                        student_file(folder, size),
-                    )
-            summary |= {"teacher_layers_kept": kept, "init": spec.init}
+                    save_nemo(derive(str(trained_nemo), own, True), student_file(folder, size))
+            summary |= {"teacher_layers_kept": kept, "init": spec.init, "teacher_layers": cut_from}
             write_json(summary_path, summary)
         for size in sizes:
             students[size] = {
                 "nemo": str(student_file(folder, size)),
+                "folder": str(folder),
+                "trained": trained,
                 "steps": summary["steps"],
                 "seconds": summary["seconds"],
+                "stopped_at": summary.get("stopped_at"),
+                "best_step": summary.get("best_step", summary["steps"]),
+                # JSON keys are strings; a summary from before teacher_layers was recorded: a prefix
+                "teacher_layers": summary.get("teacher_layers", {}).get(
+                    str(size), summary["teacher_layers_kept"][:size]
+                ),
             }
     return students
+
+
+def step_compute(spec: ShrinkSpec, teacher, layers, trained_sizes: list[int]) -> dict:
+    """FLOPs of one step-1 step per trained size, of one CTC step and one KD step per student size, each
+    on one real batch of its step's batch size (``compute``); cached in OUT_DIR/compute.json."""
+    from asr_transfer.shrink import compute
+    from asr_transfer.shrink.students import derive, kept_layers
+    from asr_transfer.training.run import load_plan
+
+    path = compute_file(Path(spec.out_dir))
+    known = json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}
+    ctc_batch = int(load_plan(step2_plan(spec, Path(spec.teacher), "scratch", spec.students[0], 0, 1)).data.batch_size)
+    # counts made with other batch sizes (a variant run with another --batch-size) are counted again
+    same_step1 = known.get("step1_batch_size") == int(spec.step1.batch_size)
+    same_ctc = known.get("ctc_batch_size") == ctc_batch
+    step1_flops = known.get("step1_step_flops", {}) if same_step1 else {}
+    ctc_flops = known.get("ctc_step_flops", {}) if same_ctc else {}
+    teacher_flops = known.get("teacher_forward_flops") if same_ctc else None
+    wanted_step1 = [size for size in trained_sizes if str(size) not in step1_flops]
+    wanted_ctc = [size for size in spec.students if str(size) not in ctc_flops]
+    if not wanted_step1 and not wanted_ctc and teacher_flops is not None:
+        return known
+    seed = spec.seeds[0] if spec.seeds else 0
+    for size in sorted(set(wanted_step1) | set(wanted_ctc), reverse=True):
+        torch.manual_seed(seed)
+        student = derive(spec.teacher, kept_layers(layers, size, False), copy_weights=False)
+        if size in wanted_step1:
+            step1_flops[str(size)] = compute.step1_step_flops(
+                teacher, student, spec.audio, int(spec.step1.batch_size), spec.step1.loss, seed
+            )
+        if size in wanted_ctc:
+            ctc_flops[str(size)] = compute.ctc_step_flops(student, spec.train, ctc_batch, seed)
+    if teacher_flops is None:
+        teacher_flops = compute.teacher_forward_flops(teacher, spec.train, ctc_batch, seed)
+    known = {
+        "counted_by": "torch.utils.flop_counter.FlopCounterMode, one real batch, forward and backward",
+        "step1_batch_size": int(spec.step1.batch_size),
+        "ctc_batch_size": ctc_batch,
+        "step1_step_flops": step1_flops,
+        "ctc_step_flops": ctc_flops,
+        "teacher_forward_flops": teacher_flops,
+    }
+    write_json(path, known)
+    return known
+
+
+def step1_check(spec: ShrinkSpec, teacher, layers, size: int, seed: int, student: dict) -> dict:
+    """The usefulness check of one step-1 student (``check``), written beside its step-1 run."""
+    from asr_transfer.curves import load_summary
+    from asr_transfer.shrink.check import usefulness
+
+    path = check_file(Path(student["folder"]), size)
+    done = load_summary(str(path))
+    if done:
+        return done
+    log(f"step 1 check, {size} layers, seed {seed}: step-1 student against a random one on dev")
+    found = usefulness(
+        teacher,
+        student["nemo"],
+        str(random_student(spec, layers, size, seed)),
+        student["teacher_layers"],
+        spec.dev,
+        spec.lang,
+    )
+    result = {
+        "arm": spec.two_step_arm,
+        "layers": size,
+        "seed": seed,
+        "step1_steps": student["steps"],
+        "step1_stopped_at": student["stopped_at"],
+        "step1_best_step": student["best_step"],
+        **found,
+    }
+    write_json(path, result)
+    return result
 
 
 def random_student(spec: ShrinkSpec, layers, size: int, seed: int) -> Path:
@@ -244,8 +345,18 @@ def evaluated(spec: ShrinkSpec, model_path: str) -> dict:
     return {"test_wer": summary["wer"], "test_cer": summary["cer"]}
 
 
-def step2(spec: ShrinkSpec, arm: str, init: Path, size: int, seed: int, steps: int, step1_cost: dict | None) -> dict:
-    """One ``finetune`` run of a student and its result (cached in results/)."""
+def step2(
+    spec: ShrinkSpec,
+    arm: str,
+    init: Path,
+    size: int,
+    seed: int,
+    steps: int,
+    step1_cost: dict | None,
+    flops: dict | None = None,
+) -> dict:
+    """One ``finetune`` run of a student and its result (cached in results/). ``flops``: ``step1_flops``
+    (step 1's total charged to this run) and ``step_flops`` (one step-2 step), for the compute columns."""
     from asr_transfer.curves import load_summary
     from asr_transfer.inference.model import load_model
     from asr_transfer.shrink.students import parameter_count
@@ -267,12 +378,34 @@ def step2(spec: ShrinkSpec, arm: str, init: Path, size: int, seed: int, steps: i
         "step1_seconds": step1_cost["seconds"] if step1_cost else 0.0,
         "step2_steps": steps,
         "step2_seconds": curve[-1]["seconds"] if curve else None,
+        "step1_stopped_at": step1_cost.get("stopped_at") if step1_cost else None,
+        **compute_columns(flops, steps),
         **evaluated(spec, str(best)),
         "model": str(best),
         "curve": curve,
     }
     write_json(result_file(out, arm, size, seed), result)
     return result
+
+
+def compute_columns(flops: dict | None, steps: int) -> dict:
+    if not flops:
+        return {"step1_flops": None, "step_flops": None, "compute_flops": None}
+    return {
+        "step1_flops": flops["step1_flops"],
+        "step_flops": flops["step_flops"],
+        "compute_flops": flops["step1_flops"] + steps * flops["step_flops"],
+    }
+
+
+def baseline_steps(spec: ShrinkSpec, compute: dict, size: int, step1_cost: dict) -> dict[str, int]:
+    """Step budgets of the baselines for one student: scratch and KD get step 2's steps plus the CTC
+    steps that cost what this student's step 1 cost (its steps taken, at the trained size's step FLOPs)."""
+    from asr_transfer.shrink.compute import steps_for
+
+    step1_flops = step1_cost["steps"] * compute["step1_step_flops"][str(step1_cost["trained"])]
+    same = spec.ctc_steps + steps_for(step1_flops, compute["ctc_step_flops"][str(size)])
+    return {"scratch": same, "scratch-3x": 3 * spec.ctc_steps, "kd": same}
 
 
 def teacher_result(spec: ShrinkSpec, teacher, layers) -> dict:
@@ -309,17 +442,21 @@ def shrink(spec: ShrinkSpec) -> Path:
     teacher, layers = load_teacher(spec)
     teacher_result(spec, teacher, layers)
     for seed in spec.seeds:
-        for size, student in sorted(step1(spec, teacher, layers, seed).items(), reverse=True):
-            step2(spec, spec.two_step_arm, Path(student["nemo"]), size, seed, spec.ctc_steps, student)
+        students = step1(spec, teacher, layers, seed)
+        compute = step_compute(spec, teacher, layers, sorted({student["trained"] for student in students.values()}))
+        for size, student in sorted(students.items(), reverse=True):
+            step1_check(spec, teacher, layers, size, seed, student)
+            step1_flops = student["steps"] * compute["step1_step_flops"][str(student["trained"])]
+            flops = {"step1_flops": step1_flops, "step_flops": compute["ctc_step_flops"][str(size)]}
+            step2(spec, spec.two_step_arm, Path(student["nemo"]), size, seed, spec.ctc_steps, student, flops)
         for size in sorted(set(spec.students), reverse=True):
             init = random_student(spec, layers, size, seed)
-            steps = {
-                "scratch": spec.step1.steps + spec.ctc_steps,
-                "scratch-3x": 3 * spec.ctc_steps,
-                "kd": spec.step1.steps + spec.ctc_steps,
-            }
+            steps = baseline_steps(spec, compute, size, students[size])
             for arm in spec.baselines:
-                step2(spec, arm, init, size, seed, steps[arm], None)
+                step_flops = compute["ctc_step_flops"][str(size)]
+                if arm == "kd":
+                    step_flops += compute["teacher_forward_flops"]
+                step2(spec, arm, init, size, seed, steps[arm], None, {"step1_flops": 0, "step_flops": step_flops})
     write_report(out, spec.lang)
     return out
 
@@ -372,7 +509,14 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--test", help="test manifest for the report's test WER/CER")
     parser.add_argument("--config", required=True, help="finetune config for step 2 and the baselines")
     parser.add_argument("--lang", help="target language: its primary metric (WER, CER) picks best models")
-    parser.add_argument("--rl-steps", type=int, help=f"step 1's steps (default {STEP1.steps})")
+    parser.add_argument("--rl-steps", type=int, help=f"step 1's steps: its schedule's length (default {STEP1.steps})")
+    parser.add_argument(
+        "--rl-patience",
+        type=int,
+        metavar="N",
+        help="step 1 ends after N dev-loss checks without a new best (checks: step1.validations over --rl-steps) "
+        "and keeps its best student (default: none, all --rl-steps)",
+    )
     parser.add_argument("--ctc-steps", type=int, help=f"step 2's CTC fine-tuning steps (default {DEFAULTS.ctc_steps})")
     parser.add_argument("--loss", choices=LOSSES, help=f"step 1's loss (default {STEP1.loss})")
     parser.add_argument(
@@ -385,8 +529,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--baselines",
         type=name_list,
         help=f"comma-separated, from {','.join(BASELINES)}, or none (default {','.join(DEFAULTS.baselines)}); "
-        "scratch and kd train "
-        "for step 1's plus step 2's steps, scratch-3x for 3x step 2's",
+        "scratch and kd train for step 2's steps plus the CTC steps whose FLOPs equal step 1's (teacher forward "
+        "passes counted), scratch-3x for 3x step 2's",
     )
     parser.add_argument("--seeds", type=int_list, help="seeds, e.g. 0,1,2 (default 0)")
     parser.add_argument("--batch-size", type=int, help=f"step 1's batch size (default {STEP1.batch_size})")
@@ -433,7 +577,13 @@ def spec_from_args(args: argparse.Namespace, command: str) -> ShrinkSpec:
         "val_every": args.val_every,
         "overrides": args.override,
         "command": command,
-        "step1": {"steps": args.rl_steps, "loss": args.loss, "batch_size": args.batch_size, "lr": args.rl_lr},
+        "step1": {
+            "steps": args.rl_steps,
+            "patience": args.rl_patience,
+            "loss": args.loss,
+            "batch_size": args.batch_size,
+            "lr": args.rl_lr,
+        },
     }
     given["step1"] = {key: value for key, value in given["step1"].items() if value is not None}
     try:
