@@ -551,7 +551,7 @@ def test_report_languages_gives_each_seeds_speed_up_under_the_protocol(tmp_path)
     assert cli_main(["report", "languages", str(tmp_path / "de_study"), "--out", str(out)]) == 0
     results = (out / "RESULTS.md").read_text(encoding="utf-8")
     # Scratch's best, 0.8, first at step 200; each seed's transfer first at or below it at step 100.
-    assert "| de_study | de_study_base | de | WER | 2 | 0.905 ± 0.007 |" in results, results
+    assert "| de_study | de_study_base | de | WER | 300, patience 2 | 2 | 0.905 ± 0.007 |" in results, results
     assert "| 100; 100 | 2.0x ± 0.0 (measured, 2 seeds) |" in results, results
     assert "both arms on one 300-step schedule, each stopped after 2 validations without a new best" in results
     rows = list(csv.DictReader((out / "results.csv").open(encoding="utf-8")))

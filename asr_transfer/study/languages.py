@@ -232,6 +232,12 @@ def _millions(parameters: int | None) -> str:
     return f"{parameters / 1e6:.2f}M parameters" if parameters else "size unknown"
 
 
+def schedule_text(row: LanguageRow) -> str:
+    """The table's short form: ``2000, patience 3`` under the protocol, ``200, fixed`` otherwise."""
+    steps = row.schedule if row.schedule is not None else "own"
+    return f"{steps}, patience {row.patience}" if row.patience else f"{steps}, fixed"
+
+
 def protocol_text(row: LanguageRow) -> str:
     """How a study's arms were trained, and where each seed's runs ended."""
     ends = ", ".join(
@@ -255,18 +261,21 @@ def render(rows: list[LanguageRow], command: str) -> str:
         "dev value of the language's primary metric (CER for Cantonese, WER otherwise) / the step at which "
         "transfer, same seed, first reached that value. It is a measurement when scratch had stopped improving "
         f"(no new best in its last {PATIENCE} validations), else a lower bound. Test values are means ± sd over "
-        "the seeds.",
+        "the seeds. The schedule column says which studies ran under the protocol (`N, patience P`) and which "
+        "ran a fixed budget with each arm on its own schedule (`N, fixed`).",
         "",
         f"Written by `{command}`.",
         "",
-        "| study | base | language | metric | seeds | scratch test WER | scratch test CER | transfer test WER "
-        "| transfer test CER | scratch best dev (step of last) | transfer reaches it at step | speed-up |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|",
+        "| study | base | language | metric | schedule | seeds | scratch test WER | scratch test CER "
+        "| transfer test WER | transfer test CER | scratch best dev (step of last) | transfer reaches it at step "
+        "| speed-up |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for row in rows:
         found = [speed_up(row, seed) for seed in row.seeds]
         lines.append(
-            f"| {row.study} | {row.base} | {row.lang} | {row.metric.upper()} | {len(row.seeds)} | "
+            f"| {row.study} | {row.base} | {row.lang} | {row.metric.upper()} | {schedule_text(row)} | "
+            f"{len(row.seeds)} | "
             f"{_mean_sd(*row.mean('scratch', 'test_wer'))} | {_mean_sd(*row.mean('scratch', 'test_cer'))} | "
             f"{_mean_sd(*row.mean('transfer', 'test_wer'))} | {_mean_sd(*row.mean('transfer', 'test_cer'))} | "
             + "; ".join(

@@ -214,7 +214,9 @@ def header_lines(cfg: DictConfig, budgets: dict, base_summary, command: str, met
     lines += [
         f"Made by `{command}`." if command else "",
         "",
-        f"Same step budget ({cfg.steps} steps, dev WER every {cfg.val_every}), seeds {list(cfg.seeds)}, fine-tuning "
+        f"Same step budget ({cfg.steps} steps, dev WER every {cfg.val_every}"
+        + (f"; a run ends after {cfg.patience} validations without a new best" if cfg.get("patience") else "")
+        + f"), seeds {list(cfg.seeds)}, fine-tuning "
         f"config `{cfg.finetune_config}`, base `{cfg.base.nemo or cfg.base.pretrained}`. Full training set: "
         f"{full['utterances']} utterances, {full['hours'] * 60:.1f} minutes. Target {_metric_label(metric)} for "
         f"the speed columns: {cfg.target}."
