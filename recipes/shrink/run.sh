@@ -47,11 +47,9 @@ fi
 if run_stage 1; then
     log_stage 1 "teacher: $lang BPE $bpe_size from $(basename "$base"), until dev WER stops improving \
 (patience $teacher_patience, at most $teacher_steps steps)" "$corpus" "$teacher"
-    # the keys `asr-transfer finetune --patience N` sets (training/run.py plan_overrides): NeMo's early stopping
     "$repo/recipes/$lang/run.sh" "$corpus" --config "$conf" --bpe_size "$bpe_size" --init_nemo "$base" \
-        --out "$teacher_dir" --jobs "$jobs" --overrides "trainer.max_steps=$teacher_steps \
-trainer.enable_progress_bar=false exp_manager.create_early_stopping_callback=true \
-exp_manager.early_stopping_callback_params.patience=$teacher_patience"
+        --out "$teacher_dir" --jobs "$jobs" \
+        --overrides "--steps $teacher_steps --no-progress-bar --patience $teacher_patience"
 fi
 if run_stage 2; then
     log_stage 2 "shrink: students $students, seeds $seeds" "$teacher" "$out/students/RESULTS.md"
