@@ -234,7 +234,8 @@ def test_inspect_compares_shared_rows_after_a_vocabulary_swap(tmp_path):
 
 
 def write_two_arm_study(folder, lang, scratch_curve, transfer_curve):
-    """A finished two-arm study's files, as asr-transfer study writes them."""
+    """A finished two-arm study's files, as asr-transfer study writes them; with ``scratch_curve`` None, a
+    base-size study's (a transfer arm only)."""
     folder.mkdir(parents=True)
     base = folder.parent / f"{folder.name}_base.nemo"
     (folder.parent / f"{folder.name}_base.provenance.json").write_text(
@@ -244,12 +245,13 @@ def write_two_arm_study(folder, lang, scratch_curve, transfer_curve):
     runs = [
         {"budget": 1.0, "arm": arm, "seed": 0, "test_wer": wer, "test_cer": wer / 2, "steps": 500}
         for arm, wer in (("scratch", 0.9), ("transfer", 0.5))
+        if arm == "transfer" or scratch_curve is not None
     ]
     (folder / "results.json").write_text(
         json.dumps({"name": folder.name, "command": "asr-transfer study", "runs": runs})
     )
     lines = ["budget,arm,seed,step,seconds,dev_wer,dev_cer"]
-    for arm, curve in (("scratch", scratch_curve), ("transfer", transfer_curve)):
+    for arm, curve in (("scratch", scratch_curve or []), ("transfer", transfer_curve)):
         lines += [f"1.0,{arm},0,{step},{step},{value},{value / 2}" for step, value in curve]
     (folder / "curves.csv").write_text("\n".join(lines) + "\n")
 
@@ -277,27 +279,30 @@ def test_languages_report_measures_a_speed_up_only_after_scratch_stops_improving
     assert "| yue_cer | yue_cer_base | yue | CER | 500, fixed | 1 |" in report
     assert "0.350 (300 of 300) | 100 |" in report
     # Two bases for one language with the same steps: the base-size comparison, smaller base first.
-    assert "**de, 500 steps**: de_plateau_base (1.00M parameters)" in report
+    assert "**de, 500 steps, seeds 0**: de_plateau_base (1.00M parameters)" in report
     assert "de_improving_base (1.20M parameters)" in report and "the larger base does not transfer better" in report
     assert (tmp_path / "out" / "dev_curves.png").stat().st_size > 10_000
 
 
 def test_languages_report_calls_a_same_family_base_size_comparison_clean(tmp_path, tiny_base):
     """Two bases of one family and vocabulary kind (read from their .nemo files), at two sizes: size is the
-    difference, and the sentence says so."""
+    difference, and the sentence says so. The larger base's study has a transfer arm only (a base-size
+    study): its table row says so, and it is compared on transfer test WER."""
     import shutil
 
     from asr_transfer.study.languages import write_report
 
     curve = [(100, 0.9), (200, 0.8)]
     for name, parameters, wer in (("de_small", 4 * 10**5, 0.5), ("de_large", 16 * 10**5, 0.4)):
-        write_two_arm_study(tmp_path / name, "de", curve, curve)
+        write_two_arm_study(tmp_path / name, "de", curve if name == "de_small" else None, curve)
         shutil.copy(tiny_base, tmp_path / f"{name}_base.nemo")
         (tmp_path / f"{name}_base.provenance.json").write_text(json.dumps({"parameters": parameters}))
         results = json.loads((tmp_path / name / "results.json").read_text())
-        results["runs"][1]["test_wer"] = wer
+        results["runs"][-1]["test_wer"] = wer
         (tmp_path / name / "results.json").write_text(json.dumps(results))
     report = open(write_report([str(tmp_path / "de_small"), str(tmp_path / "de_large")], str(tmp_path / "out"), "c"))
     text = report.read()
-    assert "de_small_base (0.40M parameters): transfer test WER 0.500" in text
+    assert "de_small_base (0.40M parameters): transfer test WER 0.500 against scratch 0.900 (+0.400)" in text
+    assert "de_large_base (1.60M parameters): transfer test WER 0.400. Here" in text
+    assert "| — | — | no scratch arm (base-size study) |" in text
     assert "the larger base does transfer better (same architecture family and vocabulary (ConvASREncoder/char)" in text

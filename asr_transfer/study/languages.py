@@ -2,7 +2,8 @@
 scratch (the synthetic analogue of Huang et al.'s table), from finished two-arm studies.
 
 In: study output folders (``results.json`` and ``study_config.yaml`` of ``asr-transfer study``), each with
-a ``scratch`` and a ``transfer`` arm and one or more seeds. Out: ``DIR/RESULTS.md`` (test WER and CER per
+a ``transfer`` arm, a ``scratch`` arm unless it is a base-size study (a second base's transfer runs,
+compared with the first base's), and one or more seeds. Out: ``DIR/RESULTS.md`` (test WER and CER per
 language and base, mean and sd over seeds; the speed-up per seed under the study's protocol and whether it
 is a measurement or a lower bound; what base size did), ``DIR/results.csv`` (a row per study, arm and
 seed) and ``DIR/dev_curves.png`` (the seeds' mean dev curve per arm, the band their range).
@@ -62,8 +63,16 @@ class LanguageRow:
     command: str
 
     @property
+    def has_scratch(self) -> bool:
+        return bool(self.runs["scratch"])
+
+    @property
     def seeds(self) -> list[int]:
-        return sorted({run["seed"] for run in self.runs["scratch"]} & {run["seed"] for run in self.runs["transfer"]})
+        """Seeds with every arm the study has (a study stopped part-way has whole seeds only)."""
+        found = {run["seed"] for run in self.runs["transfer"]}
+        if self.has_scratch:
+            found &= {run["seed"] for run in self.runs["scratch"]}
+        return sorted(found)
 
     def run(self, arm: str, seed: int) -> dict:
         return next(run for run in self.runs[arm] if run["seed"] == seed)
@@ -72,9 +81,10 @@ class LanguageRow:
         """``(step, dev value of the language's metric)`` of an arm's run."""
         return curve_values(self.run(arm, seed)["curve"], self.metric)
 
-    def mean(self, arm: str, key: str) -> tuple[float, float | None]:
-        """Mean of ``key`` (``test_wer``, ``test_cer``) over the seeds, and its sd (None for one seed)."""
-        found = [self.run(arm, seed)[key] for seed in self.seeds]
+    def mean(self, arm: str, key: str, seeds: list[int] | None = None) -> tuple[float, float | None]:
+        """Mean of ``key`` (``test_wer``, ``test_cer``) over ``seeds`` (default: the study's), and its sd
+        (None for one seed)."""
+        found = [self.run(arm, seed)[key] for seed in (self.seeds if seeds is None else seeds)]
         return statistics.fmean(found), statistics.stdev(found) if len(found) > 1 else None
 
 
@@ -111,9 +121,8 @@ def load_study(folder: str) -> LanguageRow:
     full = max(run["budget"] for run in results["runs"])
     at_full = [run for run in results["runs"] if run["budget"] == full]
     runs = {arm: sorted((run for run in at_full if run["arm"] == arm), key=lambda run: run["seed"]) for arm in ARMS}
-    missing = [arm for arm in ARMS if not runs[arm]]
-    if missing:
-        raise InputError(f"{folder} has no {', '.join(missing)} arm; the table compares transfer with scratch")
+    if not runs["transfer"]:
+        raise InputError(f"{folder} has no finished transfer run; give studies with a transfer arm")
     for arm_runs in runs.values():
         for run in arm_runs:
             run["curve"] = read_study_points(os.path.join(folder, "curves.csv"), run["budget"], run["arm"], run["seed"])
@@ -128,7 +137,7 @@ def load_study(folder: str) -> LanguageRow:
         base_parameters=base_parameters,
         base_family=family_of(config),
         runs=runs,
-        schedule=None if overridden else runs["scratch"][0].get("steps", config.get("steps")),
+        schedule=None if overridden else runs["transfer"][0].get("steps", config.get("steps")),
         patience=config.get("patience"),
         command=results.get("command", ""),
     )
@@ -183,6 +192,8 @@ def plot_studies(rows: list[LanguageRow], out_png: str) -> None:
     for row in rows:
         lines = []
         for arm, style in (("scratch", "--"), ("transfer", "-")):
+            if not row.runs[arm]:
+                continue
             steps, means, ranges = mean_curve([row.curve(arm, seed) for seed in row.seeds], every_curve=False)
             band = ([low for low, _ in ranges], [high for _, high in ranges]) if len(row.seeds) > 1 else None
             lines.append(Line(arm, steps, means, fmt=style, marker=".", band=band))
@@ -208,11 +219,12 @@ def base_size_finding(rows: list[LanguageRow]) -> list[str]:
         if len({row.base for row in group}) < 2:
             continue
         group = sorted(group, key=lambda row: row.base_parameters or 0)
-        wer = {row.study: (row.mean("transfer", "test_wer")[0], row.mean("scratch", "test_wer")[0]) for row in group}
+        seeds = sorted(set.intersection(*(set(row.seeds) for row in group)))
+        if not seeds:
+            continue
+        wer = {row.study: row.mean("transfer", "test_wer", seeds) for row in group}
         listed = "; ".join(
-            f"{row.base} ({_millions(row.base_parameters)}): transfer test WER {wer[row.study][0]:.3f} "
-            f"against scratch {wer[row.study][1]:.3f} ({wer[row.study][1] - wer[row.study][0]:+.3f})"
-            for row in group
+            f"{row.base} ({_millions(row.base_parameters)}): {_against_scratch(row, seeds)}" for row in group
         )
         smaller, larger = group[0], group[-1]
         verdict = "does" if wer[larger.study][0] < wer[smaller.study][0] else "does not"
@@ -223,9 +235,20 @@ def base_size_finding(rows: list[LanguageRow]) -> list[str]:
             else "the bases also differ in architecture and vocabulary, so size is not the only difference"
         )
         lines.append(
-            f"- **{lang}, {steps} steps**: {listed}. Here the larger base {verdict} transfer better ({caveat})."
+            f"- **{lang}, {steps} steps, seeds {', '.join(map(str, seeds))}**: {listed}. Here the larger base "
+            f"{verdict} transfer better ({caveat})."
         )
     return lines
+
+
+def _against_scratch(row: LanguageRow, seeds: list[int]) -> str:
+    """``transfer test WER m ± sd`` and, where the study has a scratch arm, the gain over it."""
+    transfer = row.mean("transfer", "test_wer", seeds)
+    text = f"transfer test WER {_mean_sd(*transfer)}"
+    if not row.has_scratch:
+        return text
+    scratch = row.mean("scratch", "test_wer", seeds)[0]
+    return f"{text} against scratch {scratch:.3f} ({scratch - transfer[0]:+.3f})"
 
 
 def _millions(parameters: int | None) -> str:
@@ -241,11 +264,12 @@ def schedule_text(row: LanguageRow) -> str:
 def protocol_text(row: LanguageRow) -> str:
     """How a study's arms were trained, and where each seed's runs ended."""
     ends = ", ".join(
-        f"seed {seed}: scratch {row.curve('scratch', seed)[-1][0]}, transfer {row.curve('transfer', seed)[-1][0]}"
+        f"seed {seed}: " + ", ".join(f"{arm} {row.curve(arm, seed)[-1][0]}" for arm in ARMS if row.runs[arm])
         for seed in row.seeds
     )
     if row.patience and row.schedule:
-        return (f"both arms on one {row.schedule}-step schedule, each stopped after {row.patience} validations "
+        arms = "both arms" if row.has_scratch else "the transfer arm"
+        return (f"{arms} on one {row.schedule}-step schedule, each stopped after {row.patience} validations "
                 f"without a new best (the speed-up protocol); last steps: {ends}.")  # fmt: skip
     return f"each arm with its own cosine schedule, no early stopping; last steps: {ends}."
 
@@ -272,6 +296,9 @@ def render(rows: list[LanguageRow], command: str) -> str:
         "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for row in rows:
+        if not row.has_scratch:
+            lines.append(_transfer_only_line(row))
+            continue
         found = [speed_up(row, seed) for seed in row.seeds]
         lines.append(
             f"| {row.study} | {row.base} | {row.lang} | {row.metric.upper()} | {schedule_text(row)} | "
@@ -295,6 +322,15 @@ def render(rows: list[LanguageRow], command: str) -> str:
     return "\n".join(lines) + "\n"
 
 
+def _transfer_only_line(row: LanguageRow) -> str:
+    """A base-size study's table row: its transfer arm only; it is compared in the "Base size" section."""
+    return (
+        f"| {row.study} | {row.base} | {row.lang} | {row.metric.upper()} | {schedule_text(row)} | {len(row.seeds)} | "
+        f"— | — | {_mean_sd(*row.mean('transfer', 'test_wer'))} | {_mean_sd(*row.mean('transfer', 'test_cer'))} | "
+        "— | — | no scratch arm (base-size study) |"
+    )
+
+
 def write_report(folders: list[str], out_dir: str, command: str) -> str:
     rows = [load_study(folder) for folder in folders]
     os.makedirs(out_dir, exist_ok=True)
@@ -305,8 +341,8 @@ def write_report(folders: list[str], out_dir: str, command: str) -> str:
         writer.writerow([*columns, "speed_up", "speed_up_measured"])
         for row in rows:
             for seed in row.seeds:
-                found = speed_up(row, seed)
-                for arm in ARMS:
+                found = speed_up(row, seed) if row.has_scratch else {"ratio": "", "measured": ""}
+                for arm in (arm for arm in ARMS if row.runs[arm]):
                     run, curve = row.run(arm, seed), row.curve(arm, seed)
                     writer.writerow(
                         [row.study, row.lang, row.metric, arm, seed, run["test_wer"], run["test_cer"], curve[-1][0],
