@@ -18,7 +18,7 @@ from asr_transfer.cli import main as cli_main
 from asr_transfer.shrink import losses
 from asr_transfer.shrink.students import ShrinkError, derive, kept_layers, layer_list, parameter_count
 from asr_transfer.training.models import build_model
-from tests.conftest import CONF, REPO
+from tests.conftest import CONF, REPO, read_lines
 
 SMALL_CONFORMER = [
     "model.encoder.n_layers=4",
@@ -229,6 +229,13 @@ def test_linear_cka_of_a_layer_with_itself_is_one_and_the_check_compares_both_st
         assert set(found[student]) >= {"dev_ctc_loss", "dev_wer", "dev_cer", "cka", "mean_cka"}
         assert found[student]["dev_ctc_loss"] > 0 and 0 <= found[student]["dev_wer"]
     assert found["step1_better"]["mean_cka"] is True
+    # the CLIP probe: the prefix student's final layer is the teacher's second layer, not its last, so its
+    # pooled vectors are not the teacher's; each field is in its range and the teacher's own cosine is there
+    for student in ("step1", "random"):
+        probe = found[student]["clip"]
+        assert probe["chance"] == pytest.approx(1 / len(read_lines(Path(german["dev"]))), abs=1e-4)
+        assert 0 <= probe["retrieval"] <= 1 and -1 <= probe["pooled_cosine"] <= 1
+    assert -1 <= found["teacher_pooled_cosine"] <= 1
     # the check's CTC loss is NeMo's (mean over the batch's utterances) on the same batch
     model = load_model(str(random), "cpu").eval()
     signal, lengths, texts = ctc_batch(model, german["dev"], 4)
@@ -299,6 +306,34 @@ def test_shrink_errors_are_one_line(tiny_teacher, tiny_base, german, tmp_path):
     assert not (tmp_path / "out" / "results").exists()
 
 
+def test_clip_probe_finds_perfect_retrieval_chance_level_and_collapse():
+    """Retrieval is 1 when the student's pooled vectors are the teacher's scaled (CLIP compares directions),
+    about chance for unrelated ones; a collapsed student (every utterance one vector) has mean cosine 1."""
+    from asr_transfer.shrink.check import clip_probe, mean_pairwise_cosine
+
+    torch.manual_seed(0)
+    teacher = torch.randn(200, 32)
+    assert clip_probe(3 * teacher, teacher)["retrieval"] == 1.0
+    unrelated = clip_probe(torch.randn(200, 32), teacher)
+    assert unrelated["chance"] == 0.005 and unrelated["retrieval"] < 0.05
+    collapsed = torch.ones(200, 32) + 1e-4 * torch.randn(200, 32)
+    assert clip_probe(collapsed, teacher)["pooled_cosine"] > 0.999
+    assert mean_pairwise_cosine(torch.eye(4)) == pytest.approx(0.0)
+
+
+def test_loss_terms_compare_the_clip_term_with_its_chance_value(tmp_path):
+    """From a step-1 log: each term early and late, its share of the late loss, and ln(batch) for CLIP."""
+    from asr_transfer.shrink.check import loss_terms
+
+    rows = ["step,seconds,lr,clip,mse,loss"]
+    rows += [f"{n},{n},0.001,{2.8 - 0.001 * n},{40 - n},{2.8 - 0.001 * n + 40 - n}" for n in range(1, 31)]
+    (tmp_path / "log.csv").write_text("\n".join(rows) + "\n")
+    found = loss_terms(str(tmp_path / "log.csv"), batch_size=16)
+    assert found["clip_chance"] == pytest.approx(math.log(16), abs=1e-4)
+    assert found["terms"]["clip"]["first"] == pytest.approx(2.8 - 0.0055) and found["terms"]["mse"]["last"] == 14.5
+    assert found["terms"]["clip"]["share_of_loss"] + found["terms"]["mse"]["share_of_loss"] == pytest.approx(1.0)
+
+
 def test_two_student_shrink_end_to_end(tiny_teacher, german, tmp_path):
     out = tmp_path / "shrink"
     argv = [
@@ -331,6 +366,9 @@ def test_two_student_shrink_end_to_end(tiny_teacher, german, tmp_path):
         for student in ("step1", "random"):
             assert len(check[student]["cka"]) == size and check[student]["dev_ctc_loss"] > 0
         assert check["random"]["model"].endswith(f"init/random_L{size}_s0.nemo")
+        assert check["step1_loss_terms"]["steps"] == 6 and check["step1_loss_terms"]["clip_chance"] == round(
+            math.log(8), 4
+        )
     assert int(by_arm[("kd", "1")]["parameters"]) < int(by_arm[("kd", "2")]["parameters"])
     # the KD teacher is held outside the module tree: never saved with the student
     assert by_arm[("kd", "1")]["parameters"] == by_arm[("scratch", "1")]["parameters"]
@@ -339,6 +377,7 @@ def test_two_student_shrink_end_to_end(tiny_teacher, german, tmp_path):
     report = (out / "RESULTS.md").read_text()
     assert "two-step (one step-1 run, random init, clip+mse)" in report and "asr-transfer shrink --teacher" in report
     assert "## Step 1's check" in report and "| 6 (ran out; " in report
+    assert "## Did step 1's CLIP term learn?" in report and f"({math.log(8):.3f}) | clip " in report
     # the claims, each judged from the numbers in results.csv
     wer = {key: float(row["test_wer"]) for key, row in by_arm.items()}
     lower = all(

@@ -8,11 +8,23 @@ step 2's ``val_loss`` estimates at step 0), its greedy dev WER/CER (``asr-transf
 layer the linear CKA between the student layer's output and its teacher layer's output on the same
 features, frames pooled over all dev utterances with padding left out. ``usefulness`` puts a step-1
 student and a random student of the same size and seed side by side.
+
+Whether step 1's contrastive (CLIP) term learned anything, the first thing to rule out when two-step
+training from random init loses: ``clip_probe`` scores the final encoder's time-pooled vectors (what the
+CLIP term compares) on dev, where chance is 1/N for retrieval, and measures how alike the utterances'
+vectors are (a mean cosine near 1: every utterance pools to nearly the same vector, so the contrastive
+target carries little); ``loss_terms`` reads step 1's training log: each term early and late, the CLIP
+term against its chance value ln(batch size), and each term's share of the loss being minimized.
 """
 
 from __future__ import annotations
 
+import csv
+import math
+import statistics
+
 import torch
+import torch.nn.functional as F
 from torch.utils.data import DataLoader, Dataset
 
 from asr_transfer.fileio import read_manifest
@@ -143,9 +155,62 @@ def frames(output: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
     return output[mask]
 
 
+def mean_pairwise_cosine(vectors: torch.Tensor) -> float:
+    """N x D -> the mean cosine between two different rows (1: all rows point the same way)."""
+    unit = F.normalize(vectors.double(), dim=-1)
+    n = unit.shape[0]
+    if n < 2:
+        raise ValueError("a mean pairwise cosine needs at least two vectors")
+    return float(((unit @ unit.T).sum() - n) / (n * (n - 1)))
+
+
+def clip_probe(student_pooled: torch.Tensor, teacher_pooled: torch.Tensor) -> dict:
+    """The CLIP term's task on the whole dev set. ``student_pooled``, ``teacher_pooled``: N x D, row i the
+    time-pooled final encoder output of dev utterance i (as ``losses.clip_loss`` pools it). Returns
+    ``retrieval``: the share of utterances whose student vector is closest (cosine) to its own teacher
+    vector among all N (chance 1/N), ``chance`` (1/N) and ``pooled_cosine``: the student vectors' mean
+    pairwise cosine."""
+    similarity = F.normalize(student_pooled.double(), dim=-1) @ F.normalize(teacher_pooled.double(), dim=-1).T
+    hits = (similarity.argmax(dim=1) == torch.arange(similarity.shape[0])).double().mean()
+    return {
+        "retrieval": round(float(hits), 4),
+        "chance": round(1 / similarity.shape[0], 4),
+        "pooled_cosine": round(mean_pairwise_cosine(student_pooled), 4),
+    }
+
+
+def loss_terms(log_csv: str, batch_size: int, window: int = 10) -> dict:
+    """Step 1's loss terms from its ``log.csv`` (a column per term, ``loss`` their sum): per term the mean
+    of the first and of the last ``window`` steps and its share of the last steps' loss; with a ``clip``
+    column, ``clip_chance``: ln(batch_size), the CLIP term's value when the student's vectors tell the
+    batch's utterances apart no better than chance (symmetric cross-entropy over B choices)."""
+    with open(log_csv, encoding="utf-8") as handle:
+        rows = list(csv.DictReader(handle))
+    if not rows:
+        raise ValueError(f"{log_csv} holds no step")
+    names = [name for name in rows[0] if name not in ("step", "seconds", "lr", "loss")]
+    first, last = rows[:window], rows[-window:]
+    last_loss = statistics.fmean(float(row["loss"]) for row in last)
+    terms = {}
+    for name in names:
+        late = statistics.fmean(float(row[name]) for row in last)
+        terms[name] = {
+            "first": round(statistics.fmean(float(row[name]) for row in first), 4),
+            "last": round(late, 4),
+            "share_of_loss": round(late / last_loss, 4) if last_loss else None,
+        }
+    found = {"steps": len(rows), "window": window, "terms": terms}
+    if "clip" in terms:
+        found["clip_chance"] = round(math.log(batch_size), 4)
+    return found
+
+
 def compare(teacher, student, pairs: list[tuple[int, int]], dev_manifest: str, batch_size: int = 8) -> dict:
-    """The student's dev CTC loss (mean over utterances) and, per (student layer, teacher layer) pair, the
-    linear CKA of their outputs over the dev frames. Both models in eval mode, no gradient."""
+    """The student's dev CTC loss (mean over utterances), per (student layer, teacher layer) pair the
+    linear CKA of their outputs over the dev frames, and the CLIP term's task on dev (``clip_probe``) with
+    the teacher's own pooled vectors' mean cosine. Both models in eval mode, no gradient."""
+    from asr_transfer.shrink.losses import masked_mean_over_time
+
     device = next(teacher.parameters()).device
     student = student.to(device)
     modes = (teacher.training, student.training)
@@ -160,6 +225,7 @@ def compare(teacher, student, pairs: list[tuple[int, int]], dev_manifest: str, b
     teacher_hooks = LayerOutputs(teacher, [t for _, t in pairs])
     ckas = [LinearCKA() for _ in pairs]
     loss, utterances = 0.0, 0
+    pooled = {"teacher": [], "student": []}
     try:
         with torch.no_grad():
             for signal, lengths, texts in loader:
@@ -167,6 +233,8 @@ def compare(teacher, student, pairs: list[tuple[int, int]], dev_manifest: str, b
                 for model in (teacher, student):
                     features, feature_lengths = model.preprocessor(input_signal=signal, length=lengths)
                     encoded, encoded_lengths = model.encoder(audio_signal=features, length=feature_lengths)
+                    key = "student" if model is student else "teacher"
+                    pooled[key].append(masked_mean_over_time(encoded.float(), encoded_lengths).cpu())
                     if model is student:
                         log_probs = student.decoder(encoder_output=encoded)
                         loss += float(ctc_loss_sum(student, log_probs, encoded_lengths, texts))
@@ -183,7 +251,13 @@ def compare(teacher, student, pairs: list[tuple[int, int]], dev_manifest: str, b
         teacher_hooks.remove()
         teacher.train(modes[0])
         student.train(modes[1])
-    return {"dev_ctc_loss": loss / max(utterances, 1), "cka": [round(cka.value(), 6) for cka in ckas]}
+    student_pooled, teacher_pooled = torch.cat(pooled["student"]), torch.cat(pooled["teacher"])
+    return {
+        "dev_ctc_loss": loss / max(utterances, 1),
+        "cka": [round(cka.value(), 6) for cka in ckas],
+        "clip": clip_probe(student_pooled, teacher_pooled),
+        "teacher_pooled_cosine": round(mean_pairwise_cosine(teacher_pooled), 4),
+    }
 
 
 def student_report(teacher, student_path: str, teacher_layers: list[int], dev_manifest: str, lang: str | None) -> dict:
@@ -202,6 +276,8 @@ def student_report(teacher, student_path: str, teacher_layers: list[int], dev_ma
         "dev_cer": greedy["cer"],
         "cka": found["cka"],
         "mean_cka": round(sum(found["cka"]) / len(found["cka"]), 6),
+        "clip": found["clip"],
+        "teacher_pooled_cosine": found["teacher_pooled_cosine"],
     }
 
 
@@ -213,13 +289,16 @@ def usefulness(
     layer j is compared with the same teacher layer, as the reference)."""
     step1 = student_report(teacher, step1_student, teacher_layers, dev_manifest, lang)
     random = student_report(teacher, random_student, teacher_layers, dev_manifest, lang)
+    random.pop("teacher_pooled_cosine")
     return {
         "teacher_layers": list(teacher_layers),
+        "teacher_pooled_cosine": step1.pop("teacher_pooled_cosine"),
         "step1": step1,
         "random": random,
         "step1_better": {
             "dev_ctc_loss": step1["dev_ctc_loss"] < random["dev_ctc_loss"],
             "dev_wer": None if step1["dev_wer"] is None else step1["dev_wer"] < random["dev_wer"],
             "mean_cka": step1["mean_cka"] > random["mean_cka"],
+            "clip_retrieval": step1["clip"]["retrieval"] > random["clip"]["retrieval"],
         },
     }

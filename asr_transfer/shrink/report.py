@@ -207,6 +207,91 @@ def check_table(checks: list[dict]) -> list[str]:
     return lines
 
 
+COLLAPSED = 0.99  # mean pairwise cosine of pooled vectors above which utterances are near one vector
+AT_CHANCE = 0.98  # the CLIP term's late value over ln(batch) above which it has learned ~nothing
+
+
+def clip_table(checks: list[dict]) -> list[str]:
+    """Step 1's CLIP term: in training (early, late, chance ln B, its share of the loss minimized) and on
+    dev (retrieval of each utterance's teacher vector among all, chance 1/N; how alike pooled vectors are)."""
+    lines = [
+        "| step 1 of | layers | seed | CLIP term: first / last 10 steps (chance ln B) | share of the last "
+        "steps' loss: CLIP / other terms | dev retrieval: step 1 / random (chance) | pooled-vector mean "
+        "cosine: teacher / step 1 / random |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for check in sorted(checks, key=lambda c: (c["arm"], -c["layers"], c["seed"])):
+        terms, trained, random = check.get("step1_loss_terms"), check["step1"], check["random"]
+        if "clip" not in trained:
+            continue  # a check from before the CLIP probe
+        clip = (terms or {}).get("terms", {}).get("clip")
+        training = f"{clip['first']:.3f} / {clip['last']:.3f} ({terms['clip_chance']:.3f})" if clip else "n/a"
+        shares = (
+            " / ".join(f"{name} {term['share_of_loss']:.0%}" for name, term in terms["terms"].items())
+            if terms
+            else "n/a"
+        )
+        lines.append(
+            f"| {label(check['arm'])} | {check['layers']} | {check['seed']} | {training} | {shares} | "
+            f"{trained['clip']['retrieval']:.3f} / {random['clip']['retrieval']:.3f} "
+            f"({trained['clip']['chance']:.3f}) | "
+            f"{check['teacher_pooled_cosine']:.3f} / {trained['clip']['pooled_cosine']:.3f} / "
+            f"{random['clip']['pooled_cosine']:.3f} |"
+        )
+    return lines if len(lines) > 2 else []
+
+
+def clip_findings(checks: list[dict]) -> list[str]:
+    """What the CLIP table says, in sentences: a term at chance, collapsed vectors, a target that carries
+    little, a loss dominated by the other term."""
+    probed = [check for check in checks if "clip" in check["step1"]]
+    if not probed:
+        return []
+    lines = []
+    at_chance = [
+        check
+        for check in probed
+        if (check.get("step1_loss_terms") or {}).get("terms", {}).get("clip")
+        and check["step1_loss_terms"]["terms"]["clip"]["last"] >= AT_CHANCE * check["step1_loss_terms"]["clip_chance"]
+    ]
+    if at_chance:
+        lines.append(
+            f"- The CLIP term ended within {1 - AT_CHANCE:.0%} of its chance value ln(B) in {len(at_chance)} of "
+            f"{len(probed)} step-1 runs: there it did not learn to tell the batch's utterances apart."
+        )
+    near_chance = [c for c in probed if c["step1"]["clip"]["retrieval"] <= 2 * c["step1"]["clip"]["chance"]]
+    if near_chance:
+        lines.append(
+            f"- On dev, {len(near_chance)} of {len(probed)} step-1 students found their own utterance's teacher "
+            "vector no more than twice as often as chance."
+        )
+    collapsed = [c for c in probed if c["step1"]["clip"]["pooled_cosine"] >= COLLAPSED]
+    if collapsed:
+        lines.append(
+            f"- {len(collapsed)} of {len(probed)} step-1 students pool every dev utterance to nearly one vector "
+            f"(mean cosine >= {COLLAPSED}): the representation collapsed."
+        )
+    teacher_alike = [c for c in probed if c["teacher_pooled_cosine"] >= COLLAPSED]
+    if teacher_alike:
+        lines.append(
+            f"- The teacher's own pooled vectors have mean cosine {teacher_alike[0]['teacher_pooled_cosine']:.3f}: "
+            "time-pooled, its utterances barely differ, so the contrastive target carries little to learn."
+        )
+    dominated = [
+        (c, name, term["share_of_loss"])
+        for c in probed
+        for name, term in ((c.get("step1_loss_terms") or {}).get("terms") or {}).items()
+        if name != "clip" and term["share_of_loss"] and term["share_of_loss"] >= 0.8
+    ]
+    if dominated:
+        name = dominated[0][1]
+        lines.append(
+            f"- The {name} term is >= 80% of the loss step 1 minimized in {len(dominated)} runs: step 1 mostly "
+            f"matched the teacher's output ({name}), not its representations."
+        )
+    return lines or ["- The CLIP term learned: above chance in training and on dev, no collapse."]
+
+
 def verdict(holds: bool | None) -> str:
     return "n/a (missing runs)" if holds is None else ("holds here" if holds else "does not hold here")
 
@@ -381,6 +466,25 @@ def publish_students(runs: list[dict], metric: str, out: Path) -> dict[int, str]
     return {size: f"{run['arm']} seed {run['seed']}" for size, run in chosen.items()}
 
 
+def clip_section(checks: list[dict]) -> list[str]:
+    table = clip_table(checks)
+    if not table:
+        return []
+    return [
+        "## Did step 1's CLIP term learn?",
+        "",
+        "The contrastive term compares each utterance's time-pooled student vector with the batch's teacher "
+        "vectors; at chance it equals ln(batch size). On dev, retrieval: how often a student vector is "
+        "closest to its own utterance's teacher vector among all dev utterances. Mean cosine between "
+        "utterances' pooled vectors: near 1, every utterance pools to nearly the same vector.",
+        "",
+        *table,
+        "",
+        *clip_findings(checks),
+        "",
+    ]
+
+
 def write_report(out: Path, lang: str | None) -> Path:
     metric = primary_metric(lang)
     teacher, runs = load_results(out)
@@ -419,6 +523,7 @@ def write_report(out: Path, lang: str | None) -> Path:
         "",
         *(check_table(checks) if checks else ["No step-1 check in this folder."]),
         "",
+        *clip_section(checks),
         "![test error against parameters](frontier.png)",
         "",
         "![dev curves](dev_curves.png)",

@@ -268,7 +268,7 @@ def step_compute(spec: ShrinkSpec, teacher, layers, trained_sizes: list[int]) ->
 def step1_check(spec: ShrinkSpec, teacher, layers, size: int, seed: int, student: dict) -> dict:
     """The usefulness check of one step-1 student (``check``), written beside its step-1 run."""
     from asr_transfer.curves import load_summary
-    from asr_transfer.shrink.check import usefulness
+    from asr_transfer.shrink.check import loss_terms, usefulness
 
     path = check_file(Path(student["folder"]), size)
     done = load_summary(str(path))
@@ -283,10 +283,12 @@ def step1_check(spec: ShrinkSpec, teacher, layers, size: int, seed: int, student
         spec.dev,
         spec.lang,
     )
+    step1_log = Path(student["folder"]) / "log.csv"
     result = {
         "arm": spec.two_step_arm,
         "layers": size,
         "seed": seed,
+        "step1_loss_terms": loss_terms(str(step1_log), int(spec.step1.batch_size)) if step1_log.is_file() else None,
         "step1_steps": student["steps"],
         "step1_stopped_at": student["stopped_at"],
         "step1_best_step": student["best_step"],
