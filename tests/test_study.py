@@ -279,7 +279,7 @@ def test_languages_report_measures_a_speed_up_only_after_scratch_stops_improving
     assert "| yue_cer | yue_cer_base | yue | CER | 500, fixed | 1 |" in report
     assert "0.350 (300 of 300) | 100 |" in report
     # Two bases for one language with the same steps: the base-size comparison, smaller base first.
-    assert "**de, 500 steps, seeds 0**: de_plateau_base (1.00M parameters)" in report
+    assert "**de, 500 steps, seed 0**: de_plateau_base (1.00M parameters)" in report
     assert "de_improving_base (1.20M parameters)" in report and "the larger base does not transfer better" in report
     assert (tmp_path / "out" / "dev_curves.png").stat().st_size > 10_000
 
@@ -302,7 +302,10 @@ def test_languages_report_calls_a_same_family_base_size_comparison_clean(tmp_pat
         (tmp_path / name / "results.json").write_text(json.dumps(results))
     report = open(write_report([str(tmp_path / "de_small"), str(tmp_path / "de_large")], str(tmp_path / "out"), "c"))
     text = report.read()
-    assert "de_small_base (0.40M parameters): transfer test WER 0.500 against scratch 0.900 (+0.400)" in text
-    assert "de_large_base (1.60M parameters): transfer test WER 0.400. Here" in text
+    assert (
+        "de_small_base (0.40M parameters): transfer test WER 0.500 against scratch 0.900 (+0.400), best dev WER "
+        "0.800 at step 200;" in text
+    )
+    assert "de_large_base (1.60M parameters): transfer test WER 0.400, best dev WER 0.800 at step 200. Here" in text
     assert "| — | — | no scratch arm (base-size study) |" in text
     assert "the larger base does transfer better (same architecture family and vocabulary (ConvASREncoder/char)" in text

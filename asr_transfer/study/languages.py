@@ -235,20 +235,29 @@ def base_size_finding(rows: list[LanguageRow]) -> list[str]:
             else "the bases also differ in architecture and vocabulary, so size is not the only difference"
         )
         lines.append(
-            f"- **{lang}, {steps} steps, seeds {', '.join(map(str, seeds))}**: {listed}. Here the larger base "
+            f"- **{lang}, {steps} steps, {_seeds_text(seeds)}**: {listed}. Here the larger base "
             f"{verdict} transfer better ({caveat})."
         )
     return lines
 
 
 def _against_scratch(row: LanguageRow, seeds: list[int]) -> str:
-    """``transfer test WER m ± sd`` and, where the study has a scratch arm, the gain over it."""
+    """``transfer test WER m ± sd`` (where the study has a scratch arm, against scratch's), then its best
+    dev value and the step of it (means over ``seeds``)."""
     transfer = row.mean("transfer", "test_wer", seeds)
     text = f"transfer test WER {_mean_sd(*transfer)}"
-    if not row.has_scratch:
-        return text
-    scratch = row.mean("scratch", "test_wer", seeds)[0]
-    return f"{text} against scratch {scratch:.3f} ({scratch - transfer[0]:+.3f})"
+    if row.has_scratch:
+        scratch = row.mean("scratch", "test_wer", seeds)[0]
+        text += f" against scratch {scratch:.3f} ({scratch - transfer[0]:+.3f})"
+    best = [best_point(row.run("transfer", seed)["curve"], row.metric) for seed in seeds]
+    return (
+        f"{text}, best dev {row.metric.upper()} {statistics.fmean(point[f'dev_{row.metric}'] for point in best):.3f}"
+        f" at step {statistics.fmean(point['step'] for point in best):.0f}"
+    )
+
+
+def _seeds_text(seeds: list[int]) -> str:
+    return f"seed {seeds[0]}" if len(seeds) == 1 else f"seeds {', '.join(map(str, seeds))}"
 
 
 def _millions(parameters: int | None) -> str:
