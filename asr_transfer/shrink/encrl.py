@@ -214,9 +214,9 @@ def learn_representations(
         state["step"] += 1
         state["seconds"] = time.time() - started
         row = {"step": state["step"], "seconds": round(state["seconds"], 3), "lr": scheduler.get_last_lr()[0]}
-        state["log"].append(row | {name: round(float(value), 6) for name, value in terms.items()})
+        state["log"].append(row | {name: round(float(value.detach()), 6) for name, value in terms.items()})
         bar.update(1)
-        bar.set_postfix(loss=f"{float(terms['loss']):.4f}")
+        bar.set_postfix(loss=f"{float(terms['loss'].detach()):.4f}")
         if state["step"] % save_every == 0 or state["step"] == steps:
             state["dev"].append({"step": state["step"], "dev_loss": dev_loss(loss, teacher, student, dev, device)})
             waited = checks_since_best(state["dev"])

@@ -19,7 +19,7 @@ from asr_transfer.training.losses import mean_over_valid_frames as _mean_over_va
 
 __all__ = ["LOSSES", "clip_loss", "frame_mask", "masked_kl", "masked_l1", "masked_mean_over_time", "masked_mse",
            "representation_loss"]  # fmt: skip
-LOSSES = ("clip+mse", "mse", "l1", "kl")
+LOSSES = ("clip+mse", "clip", "mse", "l1", "kl")  # "clip" alone: does the contrastive term learn unaided?
 CLIP_TEMPERATURE = 0.07  # CLIP's and the authors' value
 
 
@@ -54,14 +54,13 @@ def representation_loss(kind: str, student: dict, teacher: dict, lengths: torch.
     if kind not in LOSSES:
         raise ValueError(f"unknown representation loss {kind!r}; one of {LOSSES}")
     terms = {}
-    if kind == "clip+mse":
+    if kind in ("clip+mse", "clip"):
         terms["clip"] = clip_loss(student["encoded"], teacher["encoded"], lengths)
-        terms["mse"] = masked_mse(student["log_probs"], teacher["log_probs"], lengths)
-    elif kind == "mse":
+    if kind in ("clip+mse", "mse"):
         terms["mse"] = masked_mse(student["log_probs"], teacher["log_probs"], lengths)
     elif kind == "l1":
         terms["l1"] = masked_l1(student["log_probs"], teacher["log_probs"], lengths)
-    else:
+    elif kind == "kl":
         terms["kl"] = masked_kl(student["log_probs"], teacher["log_probs"], lengths)
     terms["loss"] = sum(terms.values())
     return terms
