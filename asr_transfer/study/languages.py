@@ -304,23 +304,7 @@ def render(rows: list[LanguageRow], command: str) -> str:
         "| speed-up |",
         "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
-    for row in rows:
-        if not row.has_scratch:
-            lines.append(_transfer_only_line(row))
-            continue
-        found = [speed_up(row, seed) for seed in row.seeds]
-        lines.append(
-            f"| {row.study} | {row.base} | {row.lang} | {row.metric.upper()} | {schedule_text(row)} | "
-            f"{len(row.seeds)} | "
-            f"{_mean_sd(*row.mean('scratch', 'test_wer'))} | {_mean_sd(*row.mean('scratch', 'test_cer'))} | "
-            f"{_mean_sd(*row.mean('transfer', 'test_wer'))} | {_mean_sd(*row.mean('transfer', 'test_cer'))} | "
-            + "; ".join(
-                f"{one['scratch_best']:.3f} ({one['scratch_best_step']} of {one['scratch_last_step']})" for one in found
-            )  # fmt: skip
-            + " | "
-            + "; ".join(str(one["transfer_step"] or "n/a") for one in found)
-            + f" | {speed_up_summary(found)} |"
-        )
+    lines += [_table_row(row) for row in rows]
     lines += ["", "![dev curves of every study](dev_curves.png)", "", "## Bases and schedules", ""]
     lines += [f"- **{row.study}**: {row.description} Trained {protocol_text(row)}" for row in rows]
     size = base_size_finding(rows)
@@ -331,13 +315,23 @@ def render(rows: list[LanguageRow], command: str) -> str:
     return "\n".join(lines) + "\n"
 
 
-def _transfer_only_line(row: LanguageRow) -> str:
-    """A base-size study's table row: its transfer arm only; it is compared in the "Base size" section."""
-    return (
-        f"| {row.study} | {row.base} | {row.lang} | {row.metric.upper()} | {schedule_text(row)} | {len(row.seeds)} | "
-        f"— | — | {_mean_sd(*row.mean('transfer', 'test_wer'))} | {_mean_sd(*row.mean('transfer', 'test_cer'))} | "
-        "— | — | no scratch arm (base-size study) |"
-    )
+def _table_row(row: LanguageRow) -> str:
+    """A study's table row; a base-size study (no scratch arm) has dashes where scratch's values and the
+    speed-up would be: it is compared in the "Base size" section."""
+    cells = [row.study, row.base, row.lang, row.metric.upper(), schedule_text(row), str(len(row.seeds))]
+    for arm in ARMS:
+        cells += [_mean_sd(*row.mean(arm, key)) if row.runs[arm] else "—" for key in ("test_wer", "test_cer")]
+    if not row.has_scratch:
+        return "| " + " | ".join([*cells, "—", "—", "no scratch arm (base-size study)"]) + " |"
+    found = [speed_up(row, seed) for seed in row.seeds]
+    cells += [
+        "; ".join(
+            f"{one['scratch_best']:.3f} ({one['scratch_best_step']} of {one['scratch_last_step']})" for one in found
+        ),
+        "; ".join(str(one["transfer_step"] or "n/a") for one in found),
+        speed_up_summary(found),
+    ]
+    return "| " + " | ".join(cells) + " |"
 
 
 def write_report(folders: list[str], out_dir: str, command: str) -> str:
