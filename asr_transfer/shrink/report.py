@@ -209,6 +209,12 @@ def check_table(checks: list[dict]) -> list[str]:
 
 COLLAPSED = 0.99  # mean pairwise cosine of pooled vectors above which utterances are near one vector
 AT_CHANCE = 0.98  # the CLIP term's late value over ln(batch) above which it has learned ~nothing
+DOMINANT = 0.8  # a term's share of step 1's late loss above which it sets the gradient
+
+
+def step1_terms(check: dict) -> dict:
+    """The step-1 loss terms a check recorded (``check.loss_terms``'s ``terms``); empty for an older check."""
+    return (check.get("step1_loss_terms") or {}).get("terms", {})
 
 
 def clip_table(checks: list[dict]) -> list[str]:
@@ -221,16 +227,13 @@ def clip_table(checks: list[dict]) -> list[str]:
         "|---|---|---|---|---|---|---|",
     ]
     for check in sorted(checks, key=lambda c: (c["arm"], -c["layers"], c["seed"])):
-        terms, trained, random = check.get("step1_loss_terms"), check["step1"], check["random"]
+        terms, trained, random = step1_terms(check), check["step1"], check["random"]
         if "clip" not in trained:
             continue  # a check from before the CLIP probe
-        clip = (terms or {}).get("terms", {}).get("clip")
-        training = f"{clip['first']:.3f} / {clip['last']:.3f} ({terms['clip_chance']:.3f})" if clip else "n/a"
-        shares = (
-            " / ".join(f"{name} {term['share_of_loss']:.0%}" for name, term in terms["terms"].items())
-            if terms
-            else "n/a"
-        )
+        clip = terms.get("clip")
+        chance = check["step1_loss_terms"]["clip_chance"] if clip else None
+        training = f"{clip['first']:.3f} / {clip['last']:.3f} ({chance:.3f})" if clip else "n/a"
+        shares = " / ".join(f"{name} {term['share_of_loss']:.0%}" for name, term in terms.items()) or "n/a"
         lines.append(
             f"| {label(check['arm'])} | {check['layers']} | {check['seed']} | {training} | {shares} | "
             f"{trained['clip']['retrieval']:.3f} / {random['clip']['retrieval']:.3f} "
@@ -251,8 +254,8 @@ def clip_findings(checks: list[dict]) -> list[str]:
     at_chance = [
         check
         for check in probed
-        if (check.get("step1_loss_terms") or {}).get("terms", {}).get("clip")
-        and check["step1_loss_terms"]["terms"]["clip"]["last"] >= AT_CHANCE * check["step1_loss_terms"]["clip_chance"]
+        if "clip" in step1_terms(check)
+        and step1_terms(check)["clip"]["last"] >= AT_CHANCE * check["step1_loss_terms"]["clip_chance"]
     ]
     if at_chance:
         lines.append(
@@ -278,16 +281,15 @@ def clip_findings(checks: list[dict]) -> list[str]:
             "time-pooled, its utterances barely differ, so the contrastive target carries little to learn."
         )
     dominated = [
-        (c, name, term["share_of_loss"])
+        name
         for c in probed
-        for name, term in ((c.get("step1_loss_terms") or {}).get("terms") or {}).items()
-        if name != "clip" and term["share_of_loss"] and term["share_of_loss"] >= 0.8
+        for name, term in step1_terms(c).items()
+        if name != "clip" and (term["share_of_loss"] or 0) >= DOMINANT
     ]
     if dominated:
-        name = dominated[0][1]
         lines.append(
-            f"- The {name} term is >= 80% of the loss step 1 minimized in {len(dominated)} runs: step 1 mostly "
-            f"matched the teacher's output ({name}), not its representations."
+            f"- The {dominated[0]} term is >= {DOMINANT:.0%} of the loss step 1 minimized in {len(dominated)} runs: "
+            f"step 1 mostly matched the teacher's output ({dominated[0]}), not its representations."
         )
     return lines or ["- The CLIP term learned: above chance in training and on dev, no collapse."]
 
