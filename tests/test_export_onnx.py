@@ -1,10 +1,9 @@
 """``export --onnx``: the shipped English char base as ONNX, decoded by ONNX Runtime and sherpa-onnx on
-synthetic English speech, against the .nemo's own greedy transcripts; and the same base fine-tuned with
-``exact_pad: true``, the framing sherpa-onnx computes, which sherpa-onnx then decodes as NeMo does."""
+synthetic English speech, against the .nemo's own greedy transcripts; and the shipped small English base
+fine-tuned with ``exact_pad: true``, the framing sherpa-onnx computes, which sherpa-onnx then decodes as
+NeMo does on 99% of held-out utterances."""
 
 from __future__ import annotations
-
-from pathlib import Path
 
 import jiwer
 import numpy as np
@@ -24,8 +23,13 @@ from asr_transfer.inference.onnx import (
     read_tokens,
     sherpa_transcribe,
 )
-from tests.conftest import CONF, ENGLISH
+from asr_transfer.manifests.prepare_cv import prepare_common_voice
+from asr_transfer.synth.synth_cv import synth_cv
+from tests.conftest import CONF, ENGLISH, REPO, quiet_options
 from tests.nemo_models import tiny_char_model
+
+SMALL_BASE = REPO / "recipes" / "en_base" / "model" / "en_small_quartznet_char.nemo"
+HELD_OUT_CLIPS = 120
 
 
 def same_text(a: list[str], b: list[str]) -> int:
@@ -71,9 +75,20 @@ def test_onnx_export_decodes_like_the_nemo_model(tmp_path, english_model_and_dat
     assert same_text(nemo, sherpa) <= 0.9 * len(nemo) and abs(jiwer.wer(references, sherpa) - nemo_wer) <= 0.05
 
 
-def test_exact_pad_fine_tune_decodes_in_sherpa_onnx_like_the_nemo_model(tmp_path, english_model_and_data, capsys):
-    base, train, dev = english_model_and_data
-    test = str(Path(train).parent / "test.json")  # all 40 utterances: prepare-cv's three splits
+@pytest.fixture(scope="module")
+def held_out_english(tmp_path_factory) -> tuple[list[str], list[str]]:
+    """120 synthetic English utterances (another seed than any model here was tuned on): paths, texts."""
+    root = tmp_path_factory.mktemp("held_out")
+    corpus = synth_cv("en", HELD_OUT_CLIPS, str(root / "cv"), seed=23, progress=False)
+    out = root / "data"
+    prepare_common_voice(str(corpus.parent.parent), str(out), "en", quiet_options())
+    return manifest_lines(*(str(out / f"{split}.json") for split in ("train", "dev", "test")))
+
+
+def test_exact_pad_fine_tune_decodes_in_sherpa_onnx_like_the_nemo_model(
+    tmp_path, english_model_and_data, held_out_english, capsys
+):
+    _, train, dev = english_model_and_data
 
     def finetune(key: str) -> int:
         return cli.main(
@@ -81,7 +96,7 @@ def test_exact_pad_fine_tune_decodes_in_sherpa_onnx_like_the_nemo_model(tmp_path
                 "finetune",
                 "--config",
                 str(CONF / "domain.yaml"),
-                f"init.nemo={base}",
+                f"init.nemo={SMALL_BASE}",
                 f"data.train_manifest={train}",
                 f"data.dev_manifest={dev}",
                 "lang=en",
@@ -110,21 +125,20 @@ def test_exact_pad_fine_tune_decodes_in_sherpa_onnx_like_the_nemo_model(tmp_path
 
     model = load_model(str(nemo_file), "cpu")
     assert model.cfg.preprocessor.exact_pad is True, "the override is saved with the model"
-    paths, references = manifest_lines(train, dev, test)
+    paths, references = held_out_english
     nemo = transcribe_paths(model, paths)
     runtime = ort_transcribe(out, model, paths)
     sherpa = sherpa_transcribe(out, paths)
     nemo_wer = jiwer.wer(references, nemo)
-    assert 0 < nemo_wer < 0.5
+    assert nemo_wer < 0.1 and all(text.strip() for text in nemo), "the small base reads espeak English"
     assert same_text(nemo, runtime) >= 0.99 * len(nemo) and abs(jiwer.wer(references, runtime) - nemo_wer) <= 0.001
-    # sherpa-onnx now computes NeMo's frames but the first (Kaldi reflects the signal, NeMo pads zeros) and,
-    # for half of all lengths, one more at the end, which no setting of either changes. The 4-step fine-tune
-    # differs from run to run (thread count, test order): measured 39 and 37 of 40 identical, each other
-    # one a letter at a word's edge; on 240 utterances 234 to 237. So: at most a letter here and there.
+    # sherpa-onnx computes NeMo's frames but the first (Kaldi reflects the signal, NeMo pads zeros) and, for
+    # half of all lengths, one more at the end. A model that reads the speech well does not hang on them
+    # (measured on 400 held-out utterances: 400/400 after this 4-step fine-tune, twice; 398/400 after 300
+    # steps); the tiny base, a weak reader, loses a letter at a word's edge in 1 to 3 of 40.
     differ = [(a, b) for a, b in zip(nemo, sherpa, strict=True) if a.split() != b.split()]
-    assert same_text(nemo, sherpa) >= 0.9 * len(nemo), differ
-    assert jiwer.cer([" ".join(t.split()) for t in nemo], sherpa) <= 0.01, differ
-    assert abs(jiwer.wer(references, sherpa) - nemo_wer) <= 0.02, differ
+    assert same_text(nemo, sherpa) >= 0.99 * len(nemo), differ
+    assert abs(jiwer.wer(references, sherpa) - nemo_wer) <= 0.001, differ
 
 
 @pytest.mark.parametrize("normalize", ["per_feature", "all_features", "NA"])
