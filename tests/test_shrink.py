@@ -412,9 +412,9 @@ def test_two_student_shrink_end_to_end(tiny_teacher, german, tmp_path):
 
 
 @pytest.mark.slow
-def test_shrink_variants_teacher_init_separately_mse_scratch3x_two_seeds(tiny_teacher, german, tmp_path):
+def test_shrink_variants_teacher_init_separately_clip_scratch3x_two_seeds(tiny_teacher, german, tmp_path):
     """The options recipes/shrink/run.sh's stages 2-3 use, run once each: --init teacher, --separately,
-    --rl-patience, a --loss other than the default, the scratch-3x baseline and more than one seed (one
+    --rl-patience, --loss clip (stage 3's CLIP-alone variant), the scratch-3x baseline and more than one seed (one
     student size, to keep the suite's time: --separately's own step-1 folder per size is still what is
     checked)."""
     out = tmp_path / "shrink"
@@ -422,20 +422,22 @@ def test_shrink_variants_teacher_init_separately_mse_scratch3x_two_seeds(tiny_te
         "shrink", "--teacher", tiny_teacher, "--students", "1", "--audio", german["train"],
         "--train", german["train"], "--dev", german["dev"], "--lang", "de",
         "--config", str(CONF / "tiny_fastconformer_bpe.yaml"), "--rl-steps", "3", "--ctc-steps", "3",
-        "--val-every", "3", "--batch-size", "8", "--init", "teacher", "--separately", "--loss", "mse",
+        "--val-every", "3", "--batch-size", "8", "--init", "teacher", "--separately", "--loss", "clip",
         "--rl-patience", "1", "--baselines", "scratch-3x", "--seeds", "0,1", str(out),
     ]  # fmt: skip
     assert cli_main(argv) == 0
     rows = list(csv.DictReader(open(out / "results.csv")))
     runs = {(row["arm"], row["layers"], row["seed"]) for row in rows if row["arm"] != "teacher"}
-    assert runs == {(arm, "1", seed) for arm in ("twostep_separate_teacher_mse", "scratch-3x") for seed in ("0", "1")}
+    assert runs == {(arm, "1", seed) for arm in ("twostep_separate_teacher_clip", "scratch-3x") for seed in ("0", "1")}
     by_run = {(row["arm"], row["layers"], row["seed"]): row for row in rows}
     assert by_run[("scratch-3x", "1", "1")]["step2_steps"] == "9"  # 3x step 2's steps
-    assert by_run[("twostep_separate_teacher_mse", "1", "0")]["step1_steps"] == "3"
     assert "±" in (out / "RESULTS.md").read_text()  # a mean and spread over the two seeds
     for seed in ("0", "1"):  # step 1 trained for this student on its own
-        folder = out / "step1" / f"twostep_separate_teacher_mse_s{seed}" / "L1"
+        folder = out / "step1" / f"twostep_separate_teacher_clip_s{seed}" / "L1"
         summary = json.loads((folder / "summary.json").read_text())
+        assert by_run[("twostep_separate_teacher_clip", "1", seed)]["step1_steps"] == str(summary["steps"])
+        logged = list(csv.DictReader(open(folder / "log.csv")))
+        assert logged and all(row["loss"] == row["clip"] and not row.get("mse") for row in logged), "CLIP alone"
         checks = [float(row["dev_loss"]) for row in csv.DictReader(open(folder / "dev_loss.csv"))]
         assert summary["patience"] == 1 and summary["best_step"] == checks.index(min(checks))  # a check a step
         assert summary["stopped_at"] in (None, summary["steps"])

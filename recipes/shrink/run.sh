@@ -9,7 +9,8 @@
 #            --teacher_steps is the length of its learning-rate schedule and the most it may take)
 #   Stage 2: shrink: step 1 (one run, random init, until its dev loss stops improving: --rl_patience
 #            checks), step 2, baselines scratch (same total compute), scratch-3x and kd, every seed
-#   Stage 3: shrink variants: teacher init (every seed); step 1 per student (first seed)
+#   Stage 3: shrink variants: teacher init (every seed); step 1 per student (first seed); step 1 with the
+#            CLIP term alone (--loss clip, first seed: the summed loss's output match drowns it)
 set -euo pipefail
 . "$(dirname "$0")/../lib/stages.sh"
 option lang de "target language (a recipes/<lang>/run.sh)"
@@ -56,8 +57,9 @@ if run_stage 2; then
     cli shrink "${shrink_args[@]}" --seeds "$seeds" --baselines scratch,scratch-3x,kd
 fi
 if run_stage 3; then
-    log_stage 3 "shrink variants: teacher init (seeds $seeds), step 1 per student (seed $first_seed)" "$teacher" \
-        "$out/students/RESULTS.md"
+    log_stage 3 "shrink variants: teacher init (seeds $seeds), step 1 per student and CLIP alone (seed \
+$first_seed)" "$teacher" "$out/students/RESULTS.md"
     cli shrink "${shrink_args[@]}" --seeds "$seeds" --init teacher --baselines none
     cli shrink "${shrink_args[@]}" --seeds "$first_seed" --separately --baselines none
+    cli shrink "${shrink_args[@]}" --seeds "$first_seed" --loss clip --baselines none
 fi
