@@ -48,6 +48,16 @@ def test_average_two_checkpoints_is_their_mean(tmp_path, german, tiny_base, caps
         else:
             assert torch.equal(value, states[1][key])
 
+    # the N latest by step, through the CLI: here the same two checkpoints, so the same weights
+    latest = tmp_path / "latest.nemo"
+    assert (
+        cli.main(["export", "--run", str(run), "--average", "2", "--average-from", "last", "--out", str(latest)]) == 0
+    )
+    assert "mean of 2 checkpoints" in capsys.readouterr().out
+    by_step = ASRModel.restore_from(str(latest), map_location="cpu").state_dict()
+    for key, value in restored.items():
+        assert torch.equal(value, by_step[key]), key
+
     # more than the run kept: one error line naming the key to set
     assert cli.main(["export", "--run", str(run), "--average", "3", "--out", str(out)]) == 2
     error = capsys.readouterr().err.strip()
