@@ -1,6 +1,7 @@
 """``tools/gpu_check.sh`` on CPU: the GPU check's smoke run (tiny stand-ins of both full-size families, the
-bf16 recipe route through export, greedy and beam+LM decoding) finishes and writes every figure it would
-print on a GPU, so the one command prepared for a lent machine is known to run before a GPU is."""
+recipe route through export, in fp32 here and bf16 on a GPU, greedy and beam+LM decoding) finishes and
+writes every figure it would print on a GPU, so the one command prepared for a lent machine is known to
+run before a GPU is."""
 
 from __future__ import annotations
 
