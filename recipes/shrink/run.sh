@@ -49,7 +49,7 @@ if run_stage 1; then
     log_stage 1 "teacher: $lang BPE $bpe_size from $(basename "$base"), until dev WER stops improving \
 (patience $teacher_patience, at most $teacher_steps steps)" "$corpus" "$teacher"
     "$repo/recipes/$lang/run.sh" "$corpus" --config "$conf" --bpe_size "$bpe_size" --init_nemo "$base" \
-        --out "$teacher_dir" --jobs "$jobs" \
+        --out "$teacher_dir" --jobs "$jobs" --stop_stage 5 \
         --overrides "--steps $teacher_steps --no-progress-bar --patience $teacher_patience"
 fi
 if run_stage 2; then
