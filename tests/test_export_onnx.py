@@ -47,7 +47,7 @@ def test_onnx_export_decodes_like_the_nemo_model(tmp_path, english_model_and_dat
     out = tmp_path / "onnx"
     assert cli.main(["export", "--run", base, "--onnx", str(out)]) == 0
     captured = capsys.readouterr()
-    assert "model.onnx + tokens.txt" in captured.out
+    assert "model.onnx + tokens.txt (sherpa-onnx: feature_dim=64)" in captured.out, "the one setting it needs"
     # the base was trained with NeMo's centred frames, 5 ms earlier than sherpa-onnx's
     assert "warning: " in captured.err and "exact_pad=False" in captured.err, captured.err
 
@@ -73,6 +73,20 @@ def test_onnx_export_decodes_like_the_nemo_model(tmp_path, english_model_and_dat
     # sherpa-onnx's frames are centred 5 ms later than this model's (measured: 15 of 28 identical, WER 0.157
     # against 0.148), as the warning says
     assert same_text(nemo, sherpa) <= 0.9 * len(nemo) and abs(jiwer.wer(references, sherpa) - nemo_wer) <= 0.05
+
+
+def test_export_refuses_outputs_it_cannot_write_before_loading_a_model(tmp_path, capsys):
+    """--onnx onto a file, --out onto a folder: one error line, exit 2, and nothing written (a user saw a
+    traceback after 39 s of loading, with --out already written)."""
+    a_file, nemo_file = tmp_path / "notes.txt", tmp_path / "model.nemo"
+    a_file.write_text("not a folder\n")
+    assert cli.main(["export", "--run", str(SMALL_BASE), "--out", str(nemo_file), "--onnx", str(a_file)]) == 2
+    error = capsys.readouterr().err.strip()
+    assert error.count("\n") == 0 and error.startswith(f"error: --onnx {a_file} is a file; "), error
+    assert not nemo_file.exists() and a_file.read_text() == "not a folder\n"
+    assert cli.main(["export", "--run", str(SMALL_BASE), "--out", str(tmp_path)]) == 2
+    error = capsys.readouterr().err.strip()
+    assert error.count("\n") == 0 and f"--out {tmp_path} is a folder; " in error, error
 
 
 @pytest.fixture(scope="module")

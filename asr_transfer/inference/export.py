@@ -57,6 +57,14 @@ def save_portable(model, out: str | os.PathLike) -> Path:
     return Path(out)
 
 
+def check_outputs(out: str | None, onnx_dir: str | None) -> None:
+    """UserError, before any model is loaded, for an output path that cannot be written as asked."""
+    if out and Path(out).is_dir():
+        raise UserError(f"--out {out} is a folder; give the .nemo file to write, e.g. {Path(out) / 'model.nemo'}")
+    if onnx_dir and Path(onnx_dir).exists() and not Path(onnx_dir).is_dir():
+        raise UserError(f"--onnx {onnx_dir} is a file; give a folder to write model.onnx and tokens.txt into")
+
+
 def export(
     run: str,
     out: str | None = None,
@@ -68,6 +76,7 @@ def export(
     ``onnx_dir``; returns a line saying what was exported. Raises UserError for a bad run or count."""
     from asr_transfer.nemofile import restore_model
 
+    check_outputs(out, onnx_dir)
     if average:
         from asr_transfer.training.average import averaged_model
 
@@ -90,9 +99,10 @@ def export(
         from asr_transfer.inference.onnx import MODEL_FILE, TOKENS_FILE, export_onnx
 
         report = export_onnx(model, onnx_dir, comment=f"asr-transfer export of {source}")
-        written.append(f"{Path(onnx_dir) / MODEL_FILE} + {TOKENS_FILE}")
+        # sherpa-onnx assumes 80 features unless told: the one setting its NeMo CTC recognizer needs
+        written.append(f"{Path(onnx_dir) / MODEL_FILE} + {TOKENS_FILE} (sherpa-onnx: feature_dim={report['feat_dim']})")
         for problem in report["sherpa_frontend_problems"]:
-            print(f"warning: sherpa-onnx computes other features than this model's {problem}", file=sys.stderr)
+            print(f"warning: sherpa-onnx computes features unlike this model's: {problem}", file=sys.stderr)
     return f"exported {source} -> {' and '.join(written)}"
 
 

@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import math
 import os
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -262,7 +263,10 @@ def export_onnx(model, out_dir: str | os.PathLike, comment: str = "") -> dict:
     with atomic_path(out / MODEL_FILE) as tmp:
         exported = tmp + ".onnx"  # NeMo picks the format from the extension
         try:
-            model.export(exported)
+            with warnings.catch_warnings():
+                # NeMo gives torch.onnx its dynamic axes unnamed; torch names them and warns once per input
+                warnings.filterwarnings("ignore", message="No names were found for specified dynamic axes")
+                model.export(exported)
             proto = onnx.load(exported)
         finally:
             if os.path.exists(exported):
