@@ -77,10 +77,29 @@ def build_preprocessor(model, preprocessor_cfg: DictConfig):
         return model.from_config_dict(preprocessor_cfg)
     except (TypeError, InstantiationException) as error:
         cause = error.__cause__ or error
+        target = preprocessor_cfg.get("_target_", "the preprocessor")
         raise ConfigError(
-            f"model.preprocessor: {' '.join(str(cause).split())}; use the keys of "
-            f"{preprocessor_cfg.get('_target_', 'the preprocessor')}"
+            f"model.preprocessor: {' '.join(str(cause).split())}; {preprocessor_key_hint(str(cause), target)}"
         ) from None
+
+
+def preprocessor_key_hint(message: str, target: str) -> str:
+    """What to use instead of the keyword a preprocessor class refused (``message``: Python's TypeError):
+    the nearest of the class's ``__init__`` arguments, or, when the class cannot be found, its name."""
+    import importlib
+    import inspect
+    import re
+
+    from asr_transfer.training.config import nearest
+
+    refused = re.search(r"unexpected keyword argument '(\w+)'", message)
+    module, _, name = str(target).rpartition(".")
+    try:
+        init = getattr(importlib.import_module(module), name).__init__
+        arguments = [argument for argument in inspect.signature(init).parameters if argument != "self"]
+    except (ImportError, ValueError, AttributeError, TypeError):  # no importable class: name the one to read
+        return f"use the keys of {target}"
+    return nearest(refused.group(1) if refused else "", arguments)
 
 
 def change_preprocessor(model, keys: DictConfig) -> None:
