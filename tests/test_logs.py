@@ -75,3 +75,6 @@ def test_terminal_filter_rules(monkeypatch):
         assert logs.terminal_line(record(logging.INFO, "Dataset loaded with 274 files"))
     finally:
         logs.setup(verbose=False)
+        # setup(verbose=True) exported the variable; monkeypatch restores only what existed before, so a
+        # leak would make every later test's subprocess print NeMo's full log
+        os.environ.pop(logs.VERBOSE_ENV, None)
