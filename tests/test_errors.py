@@ -84,7 +84,7 @@ def test_failure_after_the_run_folder_exists_removes_it(tmp_path, german, tiny_b
     """freeze.encoder_blocks=99 is found only once the model is built, after exp_manager made the folder."""
     code, _, err = run(capsys, *finetune_argv(tmp_path, german, f"init.nemo={tiny_base}", "freeze.encoder_blocks=99"))
     assert code == 2 and "freeze.encoder_blocks=99" in err
-    assert not (tmp_path / "exp" / "run" / "v1").exists()
+    assert not (tmp_path / "exp").exists(), "nor the exp_dir/name folders the run created"
 
 
 def test_broken_architecture_file_is_one_line(tmp_path, german, capsys):

@@ -258,13 +258,20 @@ def save_run_record(log_dir: Path, cfg: DictConfig, report: dict, argv: list[str
 @contextlib.contextmanager
 def removed_on_failure(run: Path):
     """A run folder this call creates is deleted again if the run fails before its first checkpoint, so
-    that a rerun never mistakes it for progress. A folder that existed (a run being resumed) is kept."""
+    that a rerun never mistakes it for progress, and so are the folders above it that this call created
+    (exp_dir/name) once empty. A folder that existed (a run being resumed) is kept."""
     fresh = not run.exists()
+    created_parents = [parent for parent in run.parents if not parent.exists()]  # innermost first
     try:
         yield
     except BaseException:
         if fresh and not any(checkpoints_dir(run).glob("*.ckpt")):
             shutil.rmtree(run, ignore_errors=True)
+            for parent in created_parents:
+                try:
+                    parent.rmdir()  # only an empty one: another run's folder stays
+                except OSError:
+                    break
         raise
 
 
