@@ -183,11 +183,16 @@ def merged_onto_schema(raw: dict, source: str) -> DictConfig:
     return cfg
 
 
+def init_parameters(cls) -> tuple[str, ...]:
+    """The keyword arguments of ``cls.__init__`` (``self`` left out): the keys a config section for it takes."""
+    return tuple(name for name in inspect.signature(cls.__init__).parameters if name != "self")
+
+
 @cache
 def trainer_parameters() -> tuple[str, ...]:
     import lightning.pytorch as pl
 
-    return tuple(name for name in inspect.signature(pl.Trainer.__init__).parameters if name != "self")
+    return init_parameters(pl.Trainer)
 
 
 def check_library_keys(cfg: DictConfig) -> None:

@@ -85,19 +85,17 @@ def build_preprocessor(model, preprocessor_cfg: DictConfig):
 
 def preprocessor_key_hint(message: str, target: str) -> str:
     """What to use instead of the keyword a preprocessor class refused (``message``: Python's TypeError):
-    the nearest of the class's ``__init__`` arguments, or, when the class cannot be found, its name."""
-    import importlib
-    import inspect
+    the nearest of the class's ``__init__`` arguments, or, when NeMo cannot resolve the class, its name."""
     import re
 
-    from asr_transfer.training.config import nearest
+    from nemo.core.classes.common import _get_allowed_target_class
+
+    from asr_transfer.training.config import init_parameters, nearest
 
     refused = re.search(r"unexpected keyword argument '(\w+)'", message)
-    module, _, name = str(target).rpartition(".")
     try:
-        init = getattr(importlib.import_module(module), name).__init__
-        arguments = [argument for argument in inspect.signature(init).parameters if argument != "self"]
-    except (ImportError, ValueError, AttributeError, TypeError):  # no importable class: name the one to read
+        arguments = init_parameters(_get_allowed_target_class(str(target)))  # NeMo's own _target_ resolver
+    except Exception:  # an unsafe prefix, a moved module or no class: name the one to read
         return f"use the keys of {target}"
     return nearest(refused.group(1) if refused else "", arguments)
 
