@@ -52,6 +52,8 @@ HIDDEN = (
     # export --onnx: NeMo's exporter drops the convolution masks, as it must; the exported graph takes the
     # valid frames only (asr_transfer.inference.onnx)
     "masked convolutions",
+    # DDP: NeMo's CTC models log global_step once an epoch without sync_dist; every rank holds the same step.
+    "self.log('global_step', ..., sync_dist=True)",
 )
 # Decoding on a CPU: a line about CUDA graphs (NeMo's decoders spell it three ways) changes nothing there.
 CPU_ONLY_NOISE = "cuda graph"

@@ -14,7 +14,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
-import os
 import shlex
 import shutil
 import sys
@@ -441,7 +440,7 @@ def plan_of(args: argparse.Namespace):
 
 
 def main(argv: list[str] | None = None) -> int:
-    from asr_transfer.training.run import load_plan, run_finetune
+    from asr_transfer.training.run import launched_as_rank_zero, load_plan, run_finetune
 
     argv = list(sys.argv[1:] if argv is None else argv)
     args = build_parser().parse_intermixed_args(argv)  # recipes append run options after overrides
@@ -450,6 +449,6 @@ def main(argv: list[str] | None = None) -> int:
         print(printable(load_plan(plan), args.print_what or "run-dir"))
         return 0
     log_dir = run_finetune(plan, argv=argv).run_dir
-    if int(os.environ.get("LOCAL_RANK", "0")) == 0 and int(os.environ.get("NODE_RANK", "0")) == 0:
+    if launched_as_rank_zero():
         print(f"run folder: {log_dir}")
     return 0

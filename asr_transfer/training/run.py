@@ -44,7 +44,7 @@ class RunPlan:
 @dataclass
 class RunOutcome:
     run_dir: Path
-    best: Path  # the run's best model (checkpoints/<name>.nemo)
+    best: Path | None  # the run's best model (checkpoints/<name>.nemo); None in a DDP worker rank
     curve: list[dict]  # dev metrics at every validation: step, seconds, dev_wer, dev_cer
 
 
@@ -92,6 +92,12 @@ def planned_run_dir(plan: RunPlan) -> Path:
     return run_dir_of(load_plan(plan).exp_manager)
 
 
+def launched_as_rank_zero() -> bool:
+    """Whether this process is global rank 0 of a run Lightning may have launched on several devices or
+    nodes: its launcher gives each worker process LOCAL_RANK and NODE_RANK."""
+    return int(os.environ.get("LOCAL_RANK", "0")) == 0 and int(os.environ.get("NODE_RANK", "0")) == 0
+
+
 def outcome(folder: Path) -> RunOutcome:
     from asr_transfer.curves import read_points
     from asr_transfer.layout import metrics_path
@@ -107,6 +113,9 @@ def run_finetune(plan: RunPlan, log_path: str | os.PathLike | None = None, argv:
         from asr_transfer.training.finetune import finetune
 
         folder = finetune(load_plan(plan), argv, option_names=plan.option_names)
+        if not launched_as_rank_zero():
+            # Rank 0 alone writes checkpoints/<name>.nemo, and it may not have yet: a worker has nothing to report.
+            return RunOutcome(run_dir=Path(folder), best=None, curve=[])
         return outcome(Path(folder))
     log_path = Path(log_path)
     log_path.parent.mkdir(parents=True, exist_ok=True)
