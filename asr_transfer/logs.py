@@ -54,6 +54,10 @@ HIDDEN = (
     "masked convolutions",
     # DDP: NeMo's CTC models log global_step once an epoch without sync_dist; every rank holds the same step.
     "self.log('global_step', ..., sync_dist=True)",
+    # A BPE model's transcribe loader: NeMo passes a key Lhotse has no use for, and warns that tokenizing
+    # in the main process may slow training with a very large tokenizer (ours hold up to a few thousand).
+    "The following configuration keys are ignored by Lhotse dataloader",
+    "You are using a non-tarred dataset and requested tokenization during data sampling",
 )
 # Decoding on a CPU: a line about CUDA graphs (NeMo's decoders spell it three ways) changes nothing there.
 CPU_ONLY_NOISE = "cuda graph"

@@ -170,3 +170,35 @@ def test_fetch_checks_a_cached_file_against_the_catalog_sha256(empty_caches, cap
     assert cli_main(["bases", "fetch", "parakeet-tdt_ctc-110m"]) == 2
     err = capsys.readouterr().err
     assert f"not the {lookup('parakeet-tdt_ctc-110m').sha256} the catalog records" in err and "Traceback" not in err
+
+
+@pytest.mark.slow
+def test_base_recipe_trains_the_arch_it_is_given_and_publishes_it_with_provenance(tmp_path):
+    """recipes/en_base/run.sh --arch fastconformer, as a user retraining a shipped base runs it (tiny sizes):
+    a SentencePiece model of --bpe_size pieces, from scratch, into --model_dir with its provenance."""
+    import json
+    import subprocess
+    import sys
+
+    from nemo.collections.asr.models import ASRModel
+
+    command = [REPO_ROOT / "recipes" / "en_base" / "run.sh", "--arch", "fastconformer", "--bpe_size", "32"]
+    command += ["--clips", "24", "--steps", "2", "--out", "base", "--model_dir", "models", "--jobs", "1"]
+    done = subprocess.run(
+        ["bash", *map(str, command), "--note", "a test"],
+        cwd=tmp_path,
+        env={**os.environ, "PYTHON": sys.executable},
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-3000:]
+    assert [f"Stage {n}: " in done.stdout for n in range(5)] == [True] * 5
+    assert "[NeMo W" not in done.stdout + done.stderr  # a quiet log: Lhotse's loader notes stay in the run folder
+    model = tmp_path / "models" / "en_tiny_fastconformer_bpe32.nemo"
+    restored = ASRModel.restore_from(str(model), map_location="cpu")
+    assert type(restored).__name__ == "EncDecCTCModelBPE" and restored.tokenizer.vocab_size == 32
+    provenance = json.loads((tmp_path / "models" / "en_tiny_fastconformer_bpe32.provenance.json").read_text())
+    assert provenance["config"]["init"]["scratch"] and provenance["config"]["trainer"]["max_steps"] == 2
+    assert provenance["dev"]["utterances"] > 0 and provenance["sha256"]
+    assert "--arch fastconformer --clips 24 --steps 2 --seed 7 --bpe_size 32; a test" in provenance["note"]

@@ -171,6 +171,38 @@ def test_prepare_noise_converts_and_rejects(tmp_path):
     assert result.returncode == 2 and result.stderr.count("\n") == 1 and "no usable noise clip" in result.stderr
 
 
+def test_prepare_noise_min_duration_and_name(tmp_path, capsys):
+    """--min-duration 1.5 leaves out the 1 s clip the default 0.5 keeps (rejected as too_short and reported);
+    --min-duration 0.01 keeps the 50 ms impulse response the default rejects; --name names the manifest."""
+    from asr_transfer.cli import main as cli_main
+
+    source = tmp_path / "field"
+    source.mkdir()
+    rng = np.random.default_rng(2)
+    write(source / "long.wav", (0.1 * rng.standard_normal(2 * RATE)).astype(np.float32))
+    write(source / "short.wav", (0.1 * rng.standard_normal(RATE)).astype(np.float32))
+    write(source / "ir.wav", (0.5 * np.exp(-np.arange(800) / 80.0)).astype(np.float32))
+
+    def prepared(out, *options):
+        assert cli_main(["prepare-noise", str(source), str(out), *options]) == 0
+        printed = capsys.readouterr().out
+        summary = json.loads((out / "summary.json").read_text())
+        rejects = (out / "rejects.tsv").read_text().splitlines()[1:]
+        return printed, summary, {line.split("\t")[0]: line.split("\t")[1:] for line in rejects}
+
+    printed, summary, rejects = prepared(tmp_path / "long", "--min-duration", "1.5", "--name", "hall")
+    rows = [json.loads(line) for line in (tmp_path / "long" / "hall.json").read_text().splitlines()]
+    assert not (tmp_path / "long" / "noise.json").exists() and summary["manifest"].endswith("/long/hall.json")
+    assert [row["duration"] for row in rows] == [2.0] and summary["rejected_by_reason"] == {"too_short": 2}
+    assert rejects["short.wav"] == ["too_short", "1.000 s < 1.5 s"] and rejects["ir.wav"][0] == "too_short"
+    assert "2 rejected (too_short 2)" in printed and printed.rstrip().endswith("hall.json")
+    printed, summary, rejects = prepared(tmp_path / "rir", "--min-duration", "0.01", "--name", "rir")
+    rows = [json.loads(line) for line in (tmp_path / "rir" / "rir.json").read_text().splitlines()]
+    assert sorted(row["duration"] for row in rows) == [0.05, 1.0, 2.0] and rejects == {}
+    _, summary, rejects = prepared(tmp_path / "default")  # the defaults: noise.json, 0.5 s
+    assert summary["kept"] == 2 and list(rejects) == ["ir.wav"] and (tmp_path / "default" / "noise.json").is_file()
+
+
 class FirstBatch(Callback):
     """The audio of the first training batch, as the model received it."""
 

@@ -1,4 +1,4 @@
-"""``tools/gpu_check.sh`` on CPU: the GPU check's smoke run (tiny stand-ins of both full-size families, the
+"""``tools/gpu_check.sh --smoke`` on CPU: the GPU check's smoke run (tiny stand-ins of both full-size families, the
 recipe route through export, in fp32 here and bf16 on a GPU, greedy and beam+LM decoding) finishes and
 writes every figure it would print on a GPU, so the one command prepared for a lent machine is known to
 run before a GPU is."""
@@ -33,7 +33,7 @@ def test_gpu_check_smoke_runs_on_cpu(tmp_path):
     out.mkdir()
     env = {**os.environ, "OUT": str(out), "PYTHON": sys.executable}
     finished = subprocess.run(
-        ["bash", str(REPO / "tools" / "gpu_check.sh"), "--work", str(tmp_path / "work")],
+        ["bash", str(REPO / "tools" / "gpu_check.sh"), "--smoke", "--work", str(tmp_path / "work")],
         env=env,
         capture_output=True,
         text=True,
@@ -42,6 +42,7 @@ def test_gpu_check_smoke_runs_on_cpu(tmp_path):
     assert finished.returncode == 0, finished.stdout[-2000:] + finished.stderr[-3000:]
     figures = json.loads((out / "gpu_check.json").read_text())
     assert figures["device"] == "cpu" and figures["mode"] == "smoke"
+    assert figures["smoke_because"] == "--smoke", "the smoke run was asked for, not left to the missing CUDA"
     assert not [name for name in figures if name.endswith("_error")], figures
     assert set(FIGURES) <= set(figures), set(FIGURES) - set(figures)
     assert figures["quartznet15x5_parameters"]["value"] == pytest.approx(18.9, abs=0.1)  # the full-size build

@@ -125,6 +125,27 @@ def test_bad_inputs_are_one_error_line(tmp_path, capsys):
     assert not list(out.parent.glob("*.tmp-*"))
 
 
+def test_force_replaces_an_existing_file_and_its_report(tmp_path, capsys):
+    """--force: the existing file and its report are replaced by the new derivation. A lower --coverage makes
+    the second derivation tell apart from the first: "l" (11 of 6231 letters) falls out of the alphabet."""
+    import yaml
+
+    out = tmp_path / "langs" / "tw.yaml"
+    report = out.with_name("tw.report.md")
+    assert run(capsys, "new-language", "tw", "--from", str(TW), "--out", str(out))[0] == 0
+    first = (out.read_text(encoding="utf-8"), report.read_text(encoding="utf-8"))
+    assert "l" in yaml.safe_load(first[0])["alphabet"] and "| l | U+006C |" not in first[1]
+    argv = ["new-language", "tw", "--from", str(TW), "--out", str(out), "--coverage", "0.99"]
+    code, _, err = run(capsys, *argv)
+    assert code == 2 and "--force" in err  # refused: both files as they were
+    assert (out.read_text(encoding="utf-8"), report.read_text(encoding="utf-8")) == first
+    assert run(capsys, *argv, "--force")[0] == 0
+    alphabet = yaml.safe_load(out.read_text(encoding="utf-8"))["alphabet"]
+    assert "l" not in alphabet and set(alphabet) < set(yaml.safe_load(first[0])["alphabet"])
+    assert "| l | U+006C |" in report.read_text(encoding="utf-8")
+    assert not list(out.parent.glob("*.tmp-*"))
+
+
 @pytest.mark.parametrize("code", ["de", "es"])
 def test_synthetic_releases_give_the_handwritten_alphabet(code, tmp_path, request):
     """The synthetic grammar may not use every letter: what the generated file lacks must be absent from

@@ -37,9 +37,17 @@ LM_ROUTES = ("de_char_from_en_char", "de_bpe_from_en_bpe")
 # but the metric, WER for all three); a vocabulary outside Latin letters goes through export and stock
 # NeMo in the yue route. zh-HK is the yue recipe on a zh-HK release.
 DATA_ONLY_ROUTES = ("es_char_from_en_char", "ru_char_from_en_char", "zh-HK_char_from_zh_char")
+# Routes that restore their base the way a user without --init_nemo does: the recipe's --base picks the
+# catalog's pretrained model, resolved offline from a cache this test seeds with the shipped tiny base of
+# the same family (route: (--base, catalog name, cache)). The yue route also runs with --verbose true.
+PRETRAINED_ROUTES = {
+    "de_bpe_from_en_bpe": ("conformer", "stt_en_conformer_ctc_small", "huggingface"),
+    "yue_char_from_zh_char": ("citrinet", "stt_zh_citrinet_512", "ngc"),
+}
+VERBOSE_ROUTES = ("yue_char_from_zh_char",)
 STAGE_LINE = re.compile(r"Stage (\d+): .*?: (.*) -> (.*)$")
 
-# route: (recipe, language, shipped base, fine-tuning config, vocabulary folder, NeMo class)
+# route: (recipe, language, shipped base, fine-tuning config (None: --base's), vocabulary folder, NeMo class)
 ROUTES = {
     "de_char_from_en_char": (
         "de",
@@ -69,7 +77,7 @@ ROUTES = {
         "de",
         "de",
         "en_tiny_fastconformer_bpe128",
-        "tiny_fastconformer_bpe.yaml",
+        None,
         "spe_bpe_v64",
         "EncDecCTCModelBPE",
     ),
@@ -85,7 +93,7 @@ ROUTES = {
         "yue",
         "yue",
         "zh_tiny_quartznet_char",
-        "tiny_quartznet_char.yaml",
+        None,
         "char",
         "EncDecCTCModel",
     ),
@@ -113,11 +121,31 @@ print(json.dumps({
 """
 
 
-def run_recipe(cwd: Path, *args: str, timeout: int = 600) -> str:
-    env = {**os.environ, "PYTHON": sys.executable}
+def run_recipe(cwd: Path, *args: str, timeout: int = 600, env: dict | None = None) -> str:
+    return run_recipe_process(cwd, *args, timeout=timeout, env=env).stdout
+
+
+def run_recipe_process(
+    cwd: Path, *args: str, timeout: int = 600, env: dict | None = None
+) -> subprocess.CompletedProcess:
+    env = {**os.environ, "PYTHON": sys.executable, **(env or {})}
     done = subprocess.run(["bash", *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout)
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
-    return done.stdout
+    return done
+
+
+def seeded_cache_env(tmp_path: Path, name: str, cache: str, shipped: Path) -> dict:
+    """Offline Hugging Face and NeMo caches holding ``shipped`` as the catalog base ``name``, as the
+    environment a recipe's commands read them from."""
+    from tests.test_bases import seed_hf_cache, seed_ngc_cache
+
+    hub, nemo = tmp_path / "hf_hub", tmp_path / "nemo_cache"
+    if cache == "huggingface":
+        entry = lookup(name).huggingface
+        seed_hf_cache(hub, entry["repo"], entry["file"], shipped)
+    else:
+        seed_ngc_cache(nemo, f"{name}.nemo", shipped)
+    return {"HF_HUB_CACHE": str(hub), "HF_HUB_OFFLINE": "1", "NEMO_CACHE_DIR": str(nemo)}
 
 
 def expand(announced: str) -> list[str]:
@@ -184,13 +212,29 @@ def test_route(route, tmp_path):
     recipe, lang, base_name, config, vocab_name, model_class = ROUTES[route]
     base = REPO_ROOT / lookup(base_name).shipped
     synth_cv(lang, 24, str(tmp_path / "cv"), seed=5, progress=False)
-    args = [str(REPO_ROOT / "recipes" / recipe / "run.sh"), "cv", "--out", "exp", "--init_nemo", str(base)]
-    args += ["--config", str(REPO_ROOT / "recipes" / "conf" / config), "--bpe_size", "64", "--overrides", STEPS]
+    args = [str(REPO_ROOT / "recipes" / recipe / "run.sh"), "cv", "--out", "exp", "--bpe_size", "64"]
+    env = {}
+    if route in PRETRAINED_ROUTES:
+        base_option, pretrained, cache = PRETRAINED_ROUTES[route]
+        env = seeded_cache_env(tmp_path, pretrained, cache, base)
+        args += ["--base", base_option, "--overrides", f"{STEPS} data.num_workers=0"]
+        base = Path(pretrained)  # the export is named after the catalog base
+    else:
+        args += ["--init_nemo", str(base), "--config", str(REPO_ROOT / "recipes" / "conf" / config)]
+        args += ["--overrides", STEPS]
     if lang != recipe:
         args += ["--lang", lang]
+    if route in VERBOSE_ROUTES:
+        args += ["--verbose", "true"]
     last_stage = 6 if route in LM_ROUTES else 2 if route in DATA_ONLY_ROUTES else 5
-    stdout = run_recipe(tmp_path, *args, "--stop_stage", str(last_stage))
+    done = run_recipe_process(tmp_path, *args, "--stop_stage", str(last_stage), env=env)
+    stdout = done.stdout
     assert [f"Stage {n}: " in stdout for n in range(last_stage + 1)] == [True] * (last_stage + 1)
+    # --verbose true: NeMo's INFO lines reach the terminal; without it they go to the run folder only.
+    assert ("[NeMo I" in stdout + done.stderr) == (route in VERBOSE_ROUTES and last_stage >= 3)
+    if route in PRETRAINED_ROUTES:
+        conf_name = {"conformer": "conformer_ctc_bpe", "citrinet": "citrinet_zh_char"}[PRETRAINED_ROUTES[route][0]]
+        assert f"fine-tune ({conf_name})" in stdout
 
     exp = tmp_path / "exp"
     if route in DATA_ONLY_ROUTES:

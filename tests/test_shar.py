@@ -12,10 +12,9 @@ import numpy as np
 import pytest
 import soundfile
 
-from asr_transfer.manifests.prepare_cv import prepare_common_voice
 from asr_transfer.manifests.shar import ShardOptions, index_path, rank_fields, results_path, shard_fields, shard_file
 from asr_transfer.manifests.shard_manifest import shard_manifest
-from tests.conftest import CONF, REPO, quiet_options, read_lines
+from tests.conftest import CONF, REPO, read_lines
 
 
 def cut_ids_by_shard(folder: Path) -> list[list[str]]:
@@ -110,13 +109,22 @@ def test_rank_split_is_disjoint_and_needs_a_divisible_count(tmp_path, manifest_w
     assert "not a multiple of --world-size 2" in result.stderr
 
 
-def test_prepare_cv_shar_matches_the_clip_build(faulty_de_corpus, prepared_de, tmp_path):
-    """Same rows kept and rejected, for the same reasons, as the per-clip build; train has no clip files."""
+def test_prepare_cv_shar_matches_the_clip_build(faulty_de_corpus, prepared_de, tmp_path, capsys):
+    """Same rows kept and rejected, for the same reasons, as the per-clip build; train has no clip files.
+    --world-size: a shard count it does not divide is refused before anything is read or written."""
+    from asr_transfer.cli import main as cli_main
+
     clips_out, clips_summary = prepared_de
     out = tmp_path / "sharded"
-    summary = prepare_common_voice(
-        str(faulty_de_corpus.parent.parent), str(out), "de", quiet_options(audio_format="flac"), shar=ShardOptions(2)
-    )
+    argv = ["prepare-cv", str(faulty_de_corpus.parent.parent), str(out), "--lang", "de", "--audio-format", "flac"]
+    argv += ["--jobs", "2", "--no-progress", "--world-size", "2"]
+    assert cli_main([*argv, "--shar", "3"]) == 2
+    err = capsys.readouterr().err.strip()
+    # named by prepare-cv's own flag (it was --shards, which prepare-cv does not take)
+    assert err.count("\n") == 0 and err.startswith("error: --shar 3 is not a multiple of --world-size 2"), err
+    assert err.endswith("e.g. --shar 4") and not out.exists()
+    assert cli_main([*argv, "--shar", "2"]) == 0
+    summary = json.loads((out / "summary.json").read_text(encoding="utf-8"))
     for split in ("train", "dev", "test"):
         ours, theirs = summary["splits"][split], clips_summary["splits"][split]
         assert (ours["rows_in"], ours["kept"], ours["rejected_by_reason"]) == (
@@ -193,6 +201,28 @@ def test_a_shard_whose_rows_are_all_rejected_is_written_empty(german, tmp_path):
     assert summary["rejected_by_reason"] == {"missing_clip": 1} and sorted(index["clips_per_shard"]) == [0, 1, 1, 1]
     assert len(shard_fields(tmp_path / "out")["recording"]) == 4
     assert len(list(CutSet.from_shar(in_dir=tmp_path / "out" / "shar"))) == 3
+
+
+def test_finetune_refuses_shards_that_devices_times_nodes_do_not_divide(german, tiny_base, tmp_path, capsys):
+    """2 shards: 2 devices alone would divide them, 2 devices x 2 nodes (4 ranks) do not; refused before the
+    base loads, in one error line, with no run folder."""
+    from asr_transfer.cli import main as cli_main
+
+    rows = read_lines(Path(german["train"]))[:2]
+    manifest = tmp_path / "m.json"
+    manifest.write_text("".join(json.dumps(row, ensure_ascii=False) + "\n" for row in rows), encoding="utf-8")
+    shards = tmp_path / "shards"
+    shard_manifest(str(manifest), str(shards), ShardOptions(shards=2, audio_format="wav"), jobs=1, progress=False)
+    status = cli_main(
+        ["finetune", "--config", str(CONF / "tiny_quartznet_char.yaml"), f"init.nemo={tiny_base}",
+         f"vocab.dir={german['char']}", f"data.shar_path={shards}", f"data.dev_manifest={german['dev']}",
+         f"exp_manager.exp_dir={tmp_path / 'exp'}", "trainer.accelerator=cpu", "trainer.devices=2",
+         "trainer.num_nodes=2", "trainer.max_steps=1"]
+    )  # fmt: skip
+    err = capsys.readouterr().err.strip()
+    assert status == 2 and err.count("\n") == 0 and err.startswith("error: "), err
+    assert "2 shards cannot be split evenly over 4 ranks (devices x nodes)" in err and "a multiple of 4" in err
+    assert not (tmp_path / "exp").exists()
 
 
 def test_dataset_config_reads_this_ranks_shards_with_the_precomputed_bins(tmp_path, manifest_with_faults, tiny_base):

@@ -306,6 +306,36 @@ def test_shrink_errors_are_one_line(tiny_teacher, tiny_base, german, tmp_path):
     assert not (tmp_path / "out" / "results").exists()
 
 
+def test_set_fills_any_key_of_the_run_and_refuses_a_misspelt_one(tmp_path, capsys):
+    """--set KEY=VALUE: keys of Step1Config and ShrinkSpec reach the spec the run is given (over the flag of the
+    same setting, and typed); a misspelt key or a wrong type is one error line, exit 2, before any input is read
+    (the teacher here does not exist) or anything is written."""
+    from asr_transfer.shrink.encrl import Step1Config
+    from asr_transfer.shrink.run import build_parser, spec_from_args
+
+    out = tmp_path / "out"
+    argv = ["--teacher", str(tmp_path / "teacher.nemo"), "--students", "2", "--audio", "a.json", "--train",
+            "t.json", "--dev", "d.json", "--config", str(CONF / "tiny_fastconformer_bpe.yaml"), "--rl-steps", "6",
+            str(out)]  # fmt: skip
+    sets = ["step1.weight_decay=0.01", "step1.betas=[0.9,0.999]", "step1.warmup_fraction=0.2", "step1.steps=9"]
+    sets += ["ctc_steps=7", "seeds=[1,2]"]
+    spec = spec_from_args(build_parser().parse_args([*argv, *(f"--set={item}" for item in sets)]), "")
+    assert (spec.step1.weight_decay, spec.step1.betas, spec.step1.warmup_fraction) == (0.01, [0.9, 0.999], 0.2)
+    assert spec.step1.steps == 9 and isinstance(spec.step1.steps, int)  # --set is laid over --rl-steps 6
+    assert (spec.ctc_steps, spec.seeds) == (7, [1, 2])
+    assert spec.step1.clip_norm == Step1Config().clip_norm  # a key not set keeps its default
+    bad = {
+        "step1.weight_decya=0.01": "nearest valid key: step1.weight_decay",
+        "ctc_step=3": "nearest valid key: ctc_steps",
+        "step1.steps=many": "step1.steps=many: Value 'many'",
+    }
+    for item, wanted in bad.items():
+        assert cli_main(["shrink", *argv, "--set", item]) == 2
+        err = capsys.readouterr().err.strip()
+        assert err.count("\n") == 0 and err.startswith("error: ") and "; " in err and wanted in err, err
+    assert not out.exists()
+
+
 def test_clip_probe_finds_perfect_retrieval_chance_level_and_collapse():
     """Retrieval is 1 when the student's pooled vectors are the teacher's scaled (CLIP compares directions),
     about chance for unrelated ones; a collapsed student (every utterance one vector) has mean cosine 1."""

@@ -5,6 +5,9 @@ from __future__ import annotations
 import csv
 import json
 import math
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -47,8 +50,25 @@ def tiny_study(tmp_path: Path, german: dict) -> Path:
 @pytest.mark.slow
 def test_tiny_study_writes_every_output_with_a_number_per_arm_and_budget(tmp_path, german):
     config = tiny_study(tmp_path, german)
-    assert grid.main(["--config", str(config)]) == 0
+    published = tmp_path / "published"
+    recipe = [str(REPO / "recipes" / "study" / "run.sh"), "--config", str(config), "--publish", str(published)]
+    done = subprocess.run(
+        ["bash", *recipe, "--overrides", "patience=5"],
+        env={**os.environ, "PYTHON": sys.executable},
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-3000:]
+    assert "Stage 0: study" in done.stdout and "Stage 1: publish" in done.stdout
     out = tmp_path / "study"
+    for name in ("RESULTS.md", "results.csv", "curves.csv", "results.json", "wer_vs_steps.png", "inspect/transfer.png"):
+        assert (published / name).read_bytes() == (out / name).read_bytes(), name
+    # --overrides reached every run: the study's patience is each run's early stopping.
+    saved_configs = sorted(out.glob("runs/**/finetune_config.yaml"))
+    assert len(saved_configs) == 4, saved_configs
+    for saved in saved_configs:
+        assert OmegaConf.load(saved).exp_manager.early_stopping_callback_params.patience == 5, saved
     for name in ("RESULTS.md", "results.csv", "curves.csv", "results.json", "wer_vs_steps.png", "wer_vs_data.png"):
         assert (out / name).stat().st_size > 0, name
     assert (out / "inspect" / "transfer.png").exists() and (out / "inspect" / "transfer.csv").exists()

@@ -59,6 +59,31 @@ def test_overrides_follow_hydra_rules(tmp_path):
         load_config(str(CONF / "tiny_quartznet_char.yaml"), ["data.batch_size=many"])
 
 
+def test_precision_auto_picks_by_accelerator_and_the_gpus_bf16():
+    """trainer.precision=auto: each branch of auto_precision, given the device facts resolve_trainer reads from
+    torch.cuda; and, on this machine, resolve_trainer itself. Regression: auto was decided before the
+    accelerator, so trainer.accelerator=cpu on a GPU machine got bf16-mixed and was then refused as needing a GPU."""
+    from asr_transfer.training.config import auto_precision, resolve_trainer
+
+    assert auto_precision("gpu", cuda_available=True, bf16_supported=True) == "bf16-mixed"  # Ampere and later
+    assert auto_precision("gpu", cuda_available=True, bf16_supported=False) == "16-mixed"  # V100, T4
+    assert auto_precision("cpu", cuda_available=True, bf16_supported=True) == "32"  # a GPU machine, told cpu
+    assert auto_precision("cpu", cuda_available=False, bf16_supported=False) == "32"
+
+    def resolved(*overrides):
+        cfg = load_config(str(CONF / "tiny_quartznet_char.yaml"), ["vocab.dir=v", *overrides])
+        return resolve_trainer(cfg).trainer
+
+    trainer = resolved("trainer.accelerator=cpu")
+    assert (trainer.accelerator, str(trainer.precision)) == ("cpu", "32")
+    trainer = resolved()  # accelerator auto, then precision auto, from this machine's torch.cuda
+    cuda = torch.cuda.is_available()
+    wanted = auto_precision("gpu" if cuda else "cpu", cuda, cuda and torch.cuda.is_bf16_supported())
+    assert (trainer.accelerator, str(trainer.precision)) == ("gpu" if cuda else "cpu", wanted)
+    with pytest.raises(ConfigError, match="trainer.precision=bf16-mixed needs a GPU"):
+        resolved("trainer.accelerator=cpu", "trainer.precision=bf16-mixed")
+
+
 @pytest.mark.parametrize(
     "yaml_text, named",
     [

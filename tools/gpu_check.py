@@ -400,6 +400,8 @@ def main(argv: list[str] | None = None) -> int:
     started = time.perf_counter()
     emit(results, "device", torch.cuda.get_device_name() if cuda else "cpu")
     emit(results, "mode", "smoke" if sizes.smoke else "full")
+    if sizes.smoke:  # asked for, or the only choice: a GPU run that printed "smoke" says which
+        emit(results, "smoke_because", "--smoke" if args.smoke else "no CUDA")
     emit(results, "torch", f"{torch.__version__} (CUDA {torch.version.cuda or 'none'})")
     from importlib import metadata
 

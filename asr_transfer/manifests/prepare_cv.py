@@ -186,7 +186,7 @@ def main(argv: list[str] | None = None) -> int:
         text_options=tuple(args.text_option),
         extract_dir=args.extract_dir,
         force_lang=args.force_lang,
-        shar=shard_options(args, args.shar) if args.shar else None,
+        shar=shard_options(args, args.shar, "--shar") if args.shar else None,
     )
     report_summary(summary, args.out_dir)
     return 0

@@ -28,6 +28,7 @@ import random
 import shutil
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass
+from dataclasses import field as dataclass_field
 from functools import partial
 from pathlib import Path
 
@@ -63,13 +64,15 @@ def add_shard_arguments(parser) -> None:
     )
 
 
-def shard_options(args, shards: int) -> ShardOptions:
+def shard_options(args, shards: int, count_flag: str = "--shards") -> ShardOptions:
+    """``count_flag``: the command's own flag for the shard count, which its error messages name."""
     return ShardOptions(
         shards=shards,
         seed=args.seed,
         audio_format=args.audio_format or DEFAULT_SHARD_FORMAT,  # prepare-cv's flag defaults to None
         world_size=args.world_size,
         buckets=args.buckets,
+        count_flag=count_flag,
     )
 
 
@@ -103,17 +106,19 @@ class ShardOptions:
     audio_format: str = DEFAULT_SHARD_FORMAT
     world_size: int = 1
     buckets: int = DEFAULT_BUCKETS
+    count_flag: str = dataclass_field(default="--shards", compare=False)  # `shard --shards`, `prepare-cv --shar`
 
     def __post_init__(self) -> None:
+        flag = self.count_flag
         if self.shards < 1:
-            raise UserError(f"--shards {self.shards}: give at least 1")
+            raise UserError(f"{flag} {self.shards}: give at least 1")
         if self.audio_format not in SHAR_FORMATS:
             raise UserError(f"shard audio format {self.audio_format} is unknown; use one of {', '.join(SHAR_FORMATS)}")
         if self.world_size < 1 or self.shards % self.world_size:
             multiple = (self.shards // max(self.world_size, 1) + 1) * max(self.world_size, 1)
             raise UserError(
-                f"--shards {self.shards} is not a multiple of --world-size {self.world_size}, so ranks would read "
-                f"unequal data; use a multiple, e.g. --shards {multiple}"
+                f"{flag} {self.shards} is not a multiple of --world-size {self.world_size}, so ranks would read "
+                f"unequal data; use a multiple, e.g. {flag} {multiple}"
             )
 
 

@@ -236,10 +236,13 @@ def load_config(path: str, overrides: list[str] | None = None) -> DictConfig:
     return apply_overrides(config_from_file(path), list(overrides or []))
 
 
-def auto_precision() -> str:
-    if torch.cuda.is_available():
-        return "bf16-mixed" if torch.cuda.is_bf16_supported() else "16-mixed"
-    return "32"
+def auto_precision(accelerator: str, cuda_available: bool, bf16_supported: bool) -> str:
+    """``trainer.precision=auto`` for a resolved ``trainer.accelerator`` and the machine's CUDA facts (the
+    caller reads them from torch.cuda): bf16-mixed on a GPU that has bf16, 16-mixed on an older GPU, 32 on
+    CPU, also on a GPU machine told ``trainer.accelerator=cpu``."""
+    if accelerator not in ("gpu", "cuda") or not cuda_available:
+        return "32"
+    return "bf16-mixed" if bf16_supported else "16-mixed"
 
 
 def resolve_monitor(cfg: DictConfig) -> DictConfig:
@@ -260,10 +263,11 @@ def resolve_monitor(cfg: DictConfig) -> DictConfig:
 def resolve_trainer(cfg: DictConfig) -> DictConfig:
     with open_dict(cfg):
         trainer = cfg.trainer
-        if str(trainer.get("precision", "auto")) == "auto":
-            trainer.precision = auto_precision()
+        cuda = torch.cuda.is_available()
         if trainer.get("accelerator", "auto") == "auto":
-            trainer.accelerator = "gpu" if torch.cuda.is_available() else "cpu"
+            trainer.accelerator = "gpu" if cuda else "cpu"
+        if str(trainer.get("precision", "auto")) == "auto":  # after the accelerator: accelerator=cpu means 32
+            trainer.precision = auto_precision(str(trainer.accelerator), cuda, cuda and torch.cuda.is_bf16_supported())
         if str(trainer.precision) in ("16-mixed", "bf16-mixed", "16", "bf16") and trainer.accelerator == "cpu":
             raise ConfigError(f"trainer.precision={trainer.precision} needs a GPU; use trainer.precision=32 on CPU")
         devices = trainer.get("devices", 1)

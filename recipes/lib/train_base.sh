@@ -31,6 +31,8 @@ finetune_args=(--config "$conf" --exp-dir "$out/train_$arch" --steps "$steps" --
     lang="$lang" init.scratch=true vocab.dir="$vocab" data.train_manifest="$data/train.json"
     data.dev_manifest="$data/dev.json")
 run_dir=$(cli finetune "${finetune_args[@]}" --print-run-dir)
+command="recipes/${lang}_base/run.sh --arch $arch --clips $clips --steps $steps --seed $seed"
+[ "$kind" = bpe ] && command+=" --bpe_size $bpe_size"
 
 if run_stage 0; then
     log_stage 0 "synthesize $lang Common Voice ($clips clips; voices: ${voices:-its own})" "espeak-ng" "$corpus"
@@ -54,5 +56,5 @@ if run_stage 4; then
     cli export --run "$run_dir" --out "$model"
     cli evaluate --model "$model" --manifest "$data/dev.json" --out "$out/eval_dev_$arch"
     cli provenance "$model" --config "$run_dir/finetune_config.yaml" --eval "$out/eval_dev_$arch/summary.json" \
-        --note "synthetic $lang Common Voice, $clips clips, seed $seed, voices: ${voices:-its own}; command: recipes/${lang}_base/run.sh --arch $arch --clips $clips --steps $steps${note:+; $note}"
+        --note "synthetic $lang Common Voice, $clips clips, seed $seed, voices: ${voices:-its own}; command: $command${note:+; $note}"
 fi
