@@ -18,6 +18,7 @@ import hook.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import importlib.abc
 import logging
@@ -246,3 +247,22 @@ def to_run_folder(run_dir: str | os.PathLike, global_rank: int = 0, local_rank: 
     nemo_logging.add_file_handler(path)
     _state["run_log"] = handlers["file"]
     return path
+
+
+@contextlib.contextmanager
+def native_stderr_quiet():
+    """Keep what native code writes to file descriptor 2 off the terminal for the block (not verbose):
+    SentencePiece's trainer logs each of its ~60 steps there through absl, which Python's logging cannot
+    filter. Failures still reach the user: the library raises them as exceptions."""
+    if is_verbose():
+        yield
+        return
+    sys.stderr.flush()
+    saved = os.dup(2)
+    try:
+        with open(os.devnull, "w") as devnull:
+            os.dup2(devnull.fileno(), 2)
+        yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)

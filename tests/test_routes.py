@@ -20,6 +20,7 @@ from pathlib import Path
 
 import pytest
 import torch
+import yaml
 
 from asr_transfer.bases import REPO_ROOT, lookup
 from asr_transfer.languages import load_language
@@ -45,6 +46,8 @@ PRETRAINED_ROUTES = {
     "yue_char_from_zh_char": ("citrinet", "stt_zh_citrinet_512", "ngc"),
 }
 VERBOSE_ROUTES = ("yue_char_from_zh_char",)
+# Routes that train from Lhotse Shar shards (--shar N) instead of WAV clips.
+SHAR_ROUTES = {"de_bpe_from_en_char": 2}
 STAGE_LINE = re.compile(r"Stage (\d+): .*?: (.*) -> (.*)$")
 
 # route: (recipe, language, shipped base, fine-tuning config (None: --base's), vocabulary folder, NeMo class)
@@ -226,6 +229,8 @@ def test_route(route, tmp_path):
         args += ["--lang", lang]
     if route in VERBOSE_ROUTES:
         args += ["--verbose", "true"]
+    if route in SHAR_ROUTES:
+        args += ["--shar", str(SHAR_ROUTES[route])]
     last_stage = 6 if route in LM_ROUTES else 2 if route in DATA_ONLY_ROUTES else 5
     done = run_recipe_process(tmp_path, *args, "--stop_stage", str(last_stage), env=env)
     stdout = done.stdout
@@ -257,6 +262,10 @@ def test_route(route, tmp_path):
     for split in ("dev", "test"):
         assert_clean_transcripts(exp / f"eval_{split}" / "hypotheses.jsonl", lang)
     assert_export_is_best(exp / "finetune" / "run" / "v1", exported, lang)
+    if route in SHAR_ROUTES:
+        trained = yaml.safe_load((exp / "finetune" / "run" / "v1" / "finetune_config.yaml").read_text())
+        shards = sorted(path.name for path in (tmp_path / trained["data"]["shar_path"]).rglob("cuts.*.jsonl.gz"))
+        assert len(shards) == SHAR_ROUTES[route], shards
     if route in LM_ROUTES:
         assert_lm_stage(exp, lang)
 

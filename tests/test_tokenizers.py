@@ -104,3 +104,13 @@ def test_nemo_char_dataset_reads_the_manifest(tmp_path, prepared_de):
     with torch.no_grad():
         log_probs, _, _ = model(input_signal=audio[None], input_signal_length=audio_length[None])
     assert log_probs.shape[-1] == len(labels) + 1
+
+
+def test_sentencepiece_training_log_stays_off_the_terminal_unless_verbose(tmp_path, manifests, capfd, monkeypatch):
+    """SentencePiece's trainer writes ~60 lines to file descriptor 2 from C++; quiet, none reach it."""
+    monkeypatch.delenv("ASR_TRANSFER_VERBOSE", raising=False)
+    train_tokenizer(manifests, "de", "bpe", tmp_path / "quiet", vocab_size=48)
+    assert "trainer_interface" not in capfd.readouterr().err
+    monkeypatch.setenv("ASR_TRANSFER_VERBOSE", "1")
+    train_tokenizer(manifests, "de", "bpe", tmp_path / "verbose", vocab_size=48)
+    assert "trainer_interface" in capfd.readouterr().err

@@ -26,6 +26,7 @@ from asr_transfer.errors import UserError
 from asr_transfer.fileio import atomic_open, read_manifest
 from asr_transfer.languages import Language, is_han, load_language
 from asr_transfer.layout import CHAR, TOKENIZER_KINDS, vocab_dir, vocab_done_file
+from asr_transfer.logs import native_stderr_quiet
 from asr_transfer.manifests.checks import require_manifest
 
 KINDS = TOKENIZER_KINDS
@@ -127,15 +128,16 @@ def train_sentencepiece(manifests: list[str], lang: str, kind: str, vocab_size: 
             )
         model_dir = work / "model"
         try:
-            create_spt_model(
-                str(corpus),
-                vocab_size,
-                sample_size=-1,
-                do_lower_case=False,
-                tokenizer_type=kind,
-                output_dir=str(model_dir),
-                character_coverage=language.character_coverage,
-            )
+            with native_stderr_quiet():
+                create_spt_model(
+                    str(corpus),
+                    vocab_size,
+                    sample_size=-1,
+                    do_lower_case=False,
+                    tokenizer_type=kind,
+                    output_dir=str(model_dir),
+                    character_coverage=language.character_coverage,
+                )
         except RuntimeError as error:
             raise TokenizerError(_explain_spm_failure(str(error), vocab_size)) from None
         _drop_training_paths(model_dir / "tokenizer.model")
