@@ -18,8 +18,9 @@ from asr_transfer.layout import best_nemo
 from asr_transfer.tokenizers.train import train_tokenizer
 from asr_transfer.training.config import ConfigError, check_library_keys, load_config
 from asr_transfer.training.data import check_label_lengths, ctc_frames_needed
-from asr_transfer.training.finetune import finetune, guard_training_step, prepare_model, scratch_model_config
+from asr_transfer.training.finetune import finetune, prepare_model, scratch_model_config
 from asr_transfer.training.freezing import encoder_blocks, freeze_lower_blocks, reinit_top_blocks
+from asr_transfer.training.grafts import guard_training_step
 from asr_transfer.training.models import build_model, swap_vocabulary
 from tests.conftest import CONF, ENGLISH, char_vocab
 

@@ -19,7 +19,6 @@ import inspect
 import os
 from functools import cache
 
-import torch
 import yaml
 from omegaconf import DictConfig, OmegaConf, open_dict
 from omegaconf.errors import ConfigKeyError, OmegaConfBaseException
@@ -263,6 +262,8 @@ def resolve_monitor(cfg: DictConfig) -> DictConfig:
 def resolve_trainer(cfg: DictConfig) -> DictConfig:
     with open_dict(cfg):
         trainer = cfg.trainer
+        import torch  # here, not at the top: `finetune --print` answers recipes without loading torch
+
         cuda = torch.cuda.is_available()
         if trainer.get("accelerator", "auto") == "auto":
             trainer.accelerator = "gpu" if cuda else "cpu"

@@ -19,7 +19,6 @@ import shutil
 import sys
 from pathlib import Path
 
-import torch
 from omegaconf import DictConfig, OmegaConf, open_dict
 
 from asr_transfer.errors import UserError
@@ -27,7 +26,6 @@ from asr_transfer.fileio import atomic_open
 from asr_transfer.languages import MODEL_LANGUAGE_KEY
 from asr_transfer.layout import VOCAB_KINDS, checkpoints_dir, run_dir_of
 from asr_transfer.training.config import ConfigError, check_library_keys, load_arch, resolve_monitor, resolve_trainer
-from asr_transfer.training.grafts import guard_training_step
 
 
 def make_trainer(cfg: DictConfig):
@@ -279,6 +277,8 @@ def finetune(
     check_library_keys(cfg)
     cfg = resolve_monitor(resolve_trainer(cfg))
     check_inputs(cfg, option_names)
+    import torch
+
     torch.manual_seed(int(cfg.seed))
     trainer = make_trainer(cfg)
     with removed_on_failure(run_dir_of(cfg.exp_manager)):
@@ -329,6 +329,8 @@ def train(
         from asr_transfer.training.distill import attach_distillation
 
         attach_distillation(model, cfg.distill)
+    from asr_transfer.training.grafts import guard_training_step
+
     guard_training_step(model)
     trainer.callbacks.extend(
         [
