@@ -230,4 +230,6 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    from asr_transfer.errors import run_tool
+
+    sys.exit(run_tool(main))
