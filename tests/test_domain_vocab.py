@@ -33,6 +33,13 @@ def rows(path: str) -> list[dict]:
         return [json.loads(line) for line in handle if line.strip()]
 
 
+def shortest_clips(manifest: str, count: int, path) -> str:
+    """A manifest at ``path`` of the ``count`` shortest lines of ``manifest`` (decoding time is per frame)."""
+    picked = sorted(rows(manifest), key=lambda row: row["duration"])[:count]
+    path.write_text("".join(json.dumps(row) + "\n" for row in picked), encoding="utf-8")
+    return str(path)
+
+
 def test_machine_hall_domain(hall):
     """At least 40 terms, every sentence holds one, noisy dev/test at their stored SNR in 0-10 dB, noise sets
     of disjoint conditions, and no dev or test sentence in the LM text."""
@@ -119,6 +126,66 @@ def test_tune_boost_and_evaluate_with_the_domain_lm(hall, tmp_path):
     assert summary["boost"]["alpha"] == tuned["boost_alpha"]
 
 
+def test_boost_flags_on_the_command_line(hall, tmp_path):
+    """tune-boost --boost-score, evaluate --boost --boost-alpha --boost-score, and transcribe --boost
+    --boost-alpha --boost-score and --boost-params, each through the console script's main() on the two
+    shortest dev clips, at alpha 1.5 and score 0.5: alpha 1 or score 1 (a flag ignored) decodes other
+    transcripts there, so the commands agree only if every flag is used. tune-boost records the score and
+    decodes with it (its grid point scores what evaluate scores); evaluate reports alpha and score;
+    transcribe with the flags, and with tune-boost's file (phrase list, alpha, score and beam size read from
+    it), writes evaluate's hypotheses, which hold more domain terms than plain beam search."""
+    from asr_transfer.cli import main as cli_main
+
+    common = ["--model", str(SHIPPED), "--manifest", shortest_clips(hall["clean_dev"], 2, tmp_path / "dev.json")]
+    weights = ["--boost-alpha", "1.5", "--boost-score", "0.5"]
+
+    def transcripts(name: str, *args: str) -> list[str]:
+        out = tmp_path / f"{name}.json"
+        assert cli_main(["transcribe", *common, "--out", str(out), *args]) == 0
+        return [row["pred_text"] for row in rows(str(out))]
+
+    params = tmp_path / "boost.json"
+    assert cli_main(["tune-boost", *common, "--boost", hall["terms"], "--out", str(params), "--alphas", "1.5",
+                     "--boost-score", "0.5", "--beam-size", "2"]) == 0  # fmt: skip
+    tuned = json.loads(params.read_text())
+    assert (tuned["boost_alpha"], tuned["boost_score"], tuned["beam_size"]) == (1.5, 0.5, 2)
+    assert cli_main(["evaluate", *common, "--boost", hall["terms"], *weights, "--beam-size", "2",
+                     "--out", str(tmp_path / "eval")]) == 0  # fmt: skip
+    summary = json.loads((tmp_path / "eval" / "summary.json").read_text())
+    assert summary["decoding"] == "beam2+boost(alpha=1.5, score=0.5, terms.txt)"
+    assert (summary["boost"]["alpha"], summary["boost"]["score"]) == (1.5, 0.5)
+    (point,) = tuned["grid"]
+    assert (summary["cer"], summary["boost"]["term_recall"]) == (point["cer"], point["term_recall"])
+    evaluated = [row["hypothesis"] for row in rows(str(tmp_path / "eval" / "hypotheses.jsonl"))]
+    assert transcripts("flags", "--boost", hall["terms"], *weights, "--beam-size", "2") == evaluated
+    assert transcripts("params", "--boost-params", str(params)) == evaluated
+    plain = transcripts("plain", "--decoding", "beam", "--beam-size", "2")
+    assert plain != evaluated
+    written = [sum(text.count(term) for text in texts for term in TERMS) for texts in (plain, evaluated)]
+    assert written[1] > written[0], (plain, evaluated)
+
+
+def test_boost_flags_that_would_be_ignored_are_refused(hall, tmp_path, capsys):
+    """--boost-alpha/--boost-score beside --boost-params (which brings tune-boost's) or without any phrase
+    list, and a --boost-score that is not positive: one error line, exit status 2, before any model loads."""
+    from asr_transfer.cli import main as cli_main
+
+    common = ["--model", str(SHIPPED), "--manifest", hall["clean_dev"]]
+    params = str(tmp_path / "boost.json")  # never read: the flags are refused first
+    cases = (
+        (["evaluate", *common, "--boost-params", params, "--boost-alpha", "2"], "--boost-alpha would be ignored"),
+        (["transcribe", *common, "--boost-score", "2", "--boost-alpha", "1"], "would be ignored without --boost"),
+        (["evaluate", *common, "--boost", hall["terms"], "--boost-score", "0"], "--boost-score 0 must be a positive"),
+        (["tune-boost", *common, "--boost", hall["terms"], "--out", params, "--boost-score", "-1"], "positive"),
+    )
+    for argv, wanted in cases:
+        status = cli_main(argv)
+        err = capsys.readouterr().err.strip().splitlines()
+        assert status == 2 and len(err) == 1 and err[0].startswith("error: ") and wanted in err[0], (argv, err)
+        assert "; " in err[0]
+    assert not (tmp_path / "boost.json").exists()
+
+
 def test_term_recall_counts_whole_words():
     refs = ["check the rotor and the stator", "the rotor rotor", None]
     hyps = ["check the rotors and the stator", "the rotor", "rotor"]
@@ -127,17 +194,31 @@ def test_term_recall_counts_whole_words():
 
 @pytest.mark.slow
 def test_domain_recipe_noise_lm_and_boost_stages(hall, tmp_path):
-    """recipes/domain/run.sh: --noise DIR becomes a noise manifest in stage 2 (prepare-noise); stage 6 builds
-    the --domain_text LM without dev sentences (one planted in the text), tunes it and the --boost weight on
-    dev, and decodes dev with each."""
+    """recipes/domain/run.sh with --lang, field recordings and the domain's vocabulary. Stage 1 scores the base
+    in --lang's language and metric. Stage 2 turns --noise and --rir folders into manifests (prepare-noise),
+    and stage 3 fine-tunes with them and with --noise_snr, --noise_prob and --rir_prob (read back from the
+    run's finetune_config.yaml). Stage 6 builds the --domain_text LM without dev and --test sentences (one of
+    each planted in the text), tunes it and the --boost weight on dev, and decodes dev and --test with each."""
     import shutil
     import subprocess
 
+    from omegaconf import OmegaConf
+
+    # every command of the recipe imports NeMo, which costs more than decoding: two dev clips and one test clip
+    dev = shortest_clips(hall["clean_dev"], 2, tmp_path / "dev.json")
+    test = shortest_clips(hall["clean_test"], 1, tmp_path / "test.json")
     text = tmp_path / "domain.txt"
-    dev_sentence = rows(hall["clean_dev"])[0]["text"]
-    text.write_text(open(hall["domain_text"], encoding="utf-8").read() + dev_sentence + "\n", encoding="utf-8")
-    common = ["--model", str(SHIPPED), "--train", hall["clean_train"], "--dev", hall["clean_dev"], "--lang", "en",
-              "--out", str(tmp_path / "dom")]  # fmt: skip
+    planted = [rows(manifest)[0]["text"] for manifest in (dev, test)]
+    text.write_text(open(hall["domain_text"], encoding="utf-8").read() + "\n".join(planted) + "\n", encoding="utf-8")
+    rooms = tmp_path / "rooms"  # one room impulse response: a direct path, then decaying reflections
+    rooms.mkdir()
+    rng = np.random.default_rng(0)
+    rir = rng.standard_normal(4000) * np.exp(-np.arange(4000) / 480.0) * 0.3
+    rir[0] = 1.0
+    soundfile.write(str(rooms / "hall.wav"), (0.9 * rir).astype(np.float32), 16000, subtype="PCM_16")
+    out = tmp_path / "dom"
+    common = ["--model", str(SHIPPED), "--train", hall["clean_train"], "--dev", dev, "--lang", "en", "--test", test,
+              "--out", str(out)]  # fmt: skip
 
     def recipe(*args):
         result = subprocess.run(["bash", str(REPO / "recipes" / "domain" / "run.sh"), *common, *args],
@@ -146,15 +227,28 @@ def test_domain_recipe_noise_lm_and_boost_stages(hall, tmp_path):
         return result.stdout
 
     noise_dir = os.path.splitext(hall["noise_train"])[0]  # the folder of the training noise clips
-    recipe("--stage", "2", "--stop_stage", "2", "--noise", noise_dir)
-    assert len(rows(str(tmp_path / "dom" / "noise" / "noise.json"))) == 2
+    steps = "trainer.max_steps=1 trainer.val_check_interval=1 data.batch_size=2 trainer.enable_progress_bar=false"
+    recipe("--stage", "1", "--stop_stage", "3", "--noise", noise_dir, "--noise_snr", "3,9", "--noise_prob", "0.7",
+           "--rir", str(rooms), "--rir_prob", "0.3", "--overrides", steps)  # fmt: skip
+    before = json.loads((out / "eval_before_new" / "summary.json").read_text())
+    assert (before["language"], before["primary_metric"]) == ("en", "wer")  # the base records no language
+    assert len(rows(str(out / "noise" / "noise.json"))) == 2 and len(rows(str(out / "rir" / "rir.json"))) == 1
+    (saved,) = (out / "finetune").glob("*/*/finetune_config.yaml")
+    data = OmegaConf.load(saved).data
+    noise = (str(out / "noise" / "noise.json"), [3, 9], 0.7)
+    assert (data.noise_manifest, list(data.noise_snr_db), data.noise_prob) == noise
+    assert (data.rir_manifest, data.rir_prob) == (str(out / "rir" / "rir.json"), 0.3)
+    assert list((saved.parent / "checkpoints").glob("*.ckpt")), "stage 3 trained no step"
     # stage 6 reads stage 5's export: the shipped base stands in for it
-    shutil.copy(SHIPPED, tmp_path / "dom" / "en_from_en_tiny_quartznet_char_tuned.nemo")
+    shutil.copy(SHIPPED, out / "en_from_en_tiny_quartznet_char_tuned.nemo")
     recipe("--stage", "6", "--stop_stage", "6", "--domain_text", str(text), "--boost", hall["terms"],
            "--lm_order", "3", "--lm_alphas", "0.5", "--lm_betas", "0",
            "--boost_alphas", "0,1")  # fmt: skip
-    record = json.loads((tmp_path / "dom" / "lm" / "domain.arpa.json").read_text())
-    assert record["excluded"] == 1
-    for name in ("eval_lm_dev", "eval_boost_dev"):
-        summary = json.loads((tmp_path / "dom" / name / "summary.json").read_text())
-        assert summary["wer"] is not None and ("boost" in summary) == name.startswith("eval_boost")
+    record = json.loads((out / "lm" / "domain.arpa.json").read_text())
+    assert record["excluded"] == 2
+    for split, manifest in (("dev", dev), ("test", test)):
+        for kind in ("lm", "boost"):
+            summary = json.loads((out / f"eval_{kind}_{split}" / "summary.json").read_text())
+            assert summary["manifest"] == manifest and summary["utterances"] == len(rows(manifest))
+            assert summary["wer"] is not None and ("boost" in summary) == (kind == "boost")
+            assert summary["decoding"].startswith("beam") and "+lm(" in summary["decoding"]

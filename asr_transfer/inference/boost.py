@@ -48,7 +48,7 @@ class Boost:
 
     @property
     def label(self) -> str:
-        return f"boost(alpha={self.alpha:g}, {os.path.basename(self.path)})"
+        return f"boost(alpha={self.alpha:g}, score={self.score:g}, {os.path.basename(self.path)})"
 
 
 def read_phrases(path: str, lang: str | None = None) -> list[Phrase]:
@@ -163,26 +163,49 @@ def add_boost_arguments(parser) -> None:
         help="phrase list to favour in beam search (one term per line, optionally a tab and a weight); NeMo's "
         "boosting tree; implies --decoding beam",
     )
+    # Defaults None, applied in boost_from_args: a value given without --boost (or beside --boost-params, which
+    # brings its own) would otherwise be ignored without a word.
     parser.add_argument(
         "--boost-alpha",
         type=float,
-        default=DEFAULT_BOOST_ALPHA,
-        help=f"weight of the boosting tree in the beam score (default {DEFAULT_BOOST_ALPHA:g}; tune-boost tunes it)",
+        help=f"weight of the boosting tree in the beam score, with --boost (default {DEFAULT_BOOST_ALPHA:g}; "
+        "tune-boost tunes it)",
     )
     parser.add_argument(
         "--boost-score",
         type=float,
-        default=DEFAULT_BOOST_SCORE,
-        help=f"per-token score of terms without their own weight (default {DEFAULT_BOOST_SCORE:g})",
+        help=f"per-token score of --boost terms without their own weight (default {DEFAULT_BOOST_SCORE:g})",
     )
-    parser.add_argument("--boost-params", help="JSON written by asr-transfer tune-boost: its phrase list and alpha")
+    parser.add_argument(
+        "--boost-params", help="JSON written by asr-transfer tune-boost: its phrase list, alpha, score and beam size"
+    )
+
+
+def check_boost_score(score: float) -> float:
+    """``score`` when it is a positive number (NeMo's ContextGraph reads a score of 0 as 'the default'),
+    else :class:`UserError`."""
+    if not (0 < score < float("inf")):
+        raise UserError(
+            f"--boost-score {score:g} must be a positive number; give the per-token score of terms without a "
+            f"weight, e.g. {DEFAULT_BOOST_SCORE:g}"
+        )
+    return score
 
 
 def boost_from_args(args) -> Boost | None:
     lang = getattr(args, "lang", None)
+    alpha, score = getattr(args, "boost_alpha", None), getattr(args, "boost_score", None)
+    given = [flag for flag, value in (("--boost-alpha", alpha), ("--boost-score", score)) if value is not None]
+    if score is not None:
+        check_boost_score(score)
     if args.boost_params:
         if args.boost:
             raise UserError("give --boost or --boost-params, not both")
+        if given:
+            raise UserError(
+                f"{' and '.join(given)} would be ignored: --boost-params {args.boost_params} brings tune-boost's "
+                f"alpha and score; drop {' and '.join(given)}, or give --boost TERMS.txt instead of --boost-params"
+            )
         if not os.path.isfile(args.boost_params):
             raise UserError(f"--boost-params {args.boost_params} does not exist; write it with asr-transfer tune-boost")
         try:
@@ -200,7 +223,14 @@ def boost_from_args(args) -> Boost | None:
             ) from None
     if args.boost:
         read_phrases(args.boost, lang)  # a bad list fails before the model loads
-        return Boost(args.boost, args.boost_alpha, args.boost_score, lang)
+        return Boost(
+            args.boost,
+            DEFAULT_BOOST_ALPHA if alpha is None else alpha,
+            DEFAULT_BOOST_SCORE if score is None else score,
+            lang,
+        )
+    if given:
+        raise UserError(f"{' and '.join(given)} would be ignored without --boost; give --boost TERMS.txt")
     return None
 
 
@@ -236,6 +266,7 @@ def tune_boost(
 
     if not alphas:
         raise UserError("--alphas needs at least one value")
+    check_boost_score(score)
     lang = scoring_language(lang, model_path)  # --lang, else the language the model records
     metric = primary_metric(lang)
     phrases = read_phrases(phrases_path, lang)

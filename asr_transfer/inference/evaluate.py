@@ -141,7 +141,12 @@ def evaluate(
     if boost is not None:
         from asr_transfer.inference.boost import term_recall
 
-        summary["boost"] = {"list": boost.path, "alpha": boost.alpha, **term_recall(references, hypotheses, terms)}
+        summary["boost"] = {
+            "list": boost.path,
+            "alpha": boost.alpha,
+            "score": boost.score,
+            **term_recall(references, hypotheses, terms),
+        }
     if out_dir:
         with atomic_open(os.path.join(out_dir, HYPOTHESES_FILE)) as handle:
             for entry, reference, hypothesis in zip(entries, references, hypotheses, strict=True):

@@ -39,7 +39,11 @@ option test "" "test manifest of the new domain, decoded in stage 6 (never used 
 parse_options "$@"
 finetune_args=(--config "$repo/recipes/conf/domain.yaml" --exp-dir "$out/finetune" --option-name init.nemo=--model
     init.nemo="$model" data.train_manifest="$out/train_mix.json" data.dev_manifest="$dev")
-[ -n "$lang" ] && finetune_args+=(lang="$lang")
+lang_args=()  # --lang for every evaluation: the language's metric is the primary one, as in training
+if [ -n "$lang" ]; then
+    finetune_args+=(lang="$lang")
+    lang_args=(--lang "$lang")
+fi
 if [ -n "$noise" ]; then
     finetune_args+=(data.noise_manifest="$out/noise/noise.json" "data.noise_snr_db=[$noise_snr]" data.noise_prob="$noise_prob")
 fi
@@ -66,8 +70,10 @@ if run_stage 0; then
     cli manifest validate "$train" "$dev" --no-audio
 fi
 evaluate_all() {  # $1: model, $2: before|after
-    cli evaluate --model "$1" --manifest "$dev" --out "$out/eval_$2_new"
-    if [ -n "$original_dev" ]; then cli evaluate --model "$1" --manifest "$original_dev" --out "$out/eval_$2_original"; fi
+    cli evaluate --model "$1" --manifest "$dev" "${lang_args[@]}" --out "$out/eval_$2_new"
+    if [ -n "$original_dev" ]; then
+        cli evaluate --model "$1" --manifest "$original_dev" "${lang_args[@]}" --out "$out/eval_$2_original"
+    fi
 }
 if run_stage 1; then
     log_stage 1 "evaluate the base" "$model" "$out/eval_before_*"
@@ -101,7 +107,6 @@ fi
 if run_stage 6 && { [ -n "$domain_text" ] || [ -n "$boost" ]; }; then
     log_stage 6 "domain LM and phrase boosting, tuned on dev" "${domain_text:-} ${boost:-}" "$out/lm"
     [ -f "$exported" ] || { echo "error: stage 6 needs the export of stage 5 ($exported); run stage 5 first" >&2; exit 2; }
-    lang_args=(); [ -n "$lang" ] && lang_args=(--lang "$lang")
     decode_args=()
     if [ -n "$domain_text" ]; then
         exclude=(--exclude "$dev"); [ -n "$test" ] && exclude+=(--exclude "$test")
