@@ -7,13 +7,14 @@ PY := $(VENV)/bin/python
 setup:
 	@bash tools/setup_env.sh
 
-# Everything, as CI runs it, with the 15 slowest tests listed.
+# Everything, as CI runs it, with the 15 slowest tests listed. One worker per core (pytest-xdist): most of
+# the suite's time is recipes' processes importing NeMo, which one core does alone.
 test: setup
-	$(PY) -m pytest -q --durations=15
+	$(PY) -m pytest -q -n auto --durations=15
 
 # Daily work: the tests not marked slow (recipes, study, DDP and full-size architectures are).
 test-fast: setup
-	$(PY) -m pytest -q -m "not slow"
+	$(PY) -m pytest -q -n auto -m "not slow"
 
 demo: setup
 	bash recipes/demo/run.sh
