@@ -473,3 +473,40 @@ def test_shrink_variants_teacher_init_separately_clip_scratch3x_two_seeds(tiny_t
         assert summary["stopped_at"] in (None, summary["steps"])
         # teacher init keeps the last of the 4 teacher layers (every 4th): the check compares with that layer
         assert json.loads((folder / "check_L1.json").read_text())["teacher_layers"] == [3]
+
+
+@pytest.mark.slow
+def test_shrink_recipe_trains_its_teacher_and_students_with_the_options_given(tmp_path):
+    """recipes/shrink/run.sh stages 0-2 as a user runs it, at toy sizes, from a folder outside the
+    repository: each option reaches the teacher (--teacher_steps, --teacher_patience), step 1 (--rl_steps,
+    --rl_checks, --rl_patience) and step 2 (--students, --ctc_steps, --seeds). Stage 3's shrink options are
+    run by test_shrink_variants_teacher_init_separately_clip_scratch3x_two_seeds."""
+    import os
+
+    options = ["--clips", "24", "--teacher_steps", "4", "--teacher_patience", "1", "--students", "1"]
+    options += ["--rl_steps", "2", "--rl_checks", "1", "--rl_patience", "1", "--ctc_steps", "2", "--seeds", "0"]
+    done = subprocess.run(
+        ["bash", str(REPO / "recipes" / "shrink" / "run.sh"), *options, "--jobs", "1", "--out", "out"]
+        + ["--stop_stage", "2"],
+        cwd=tmp_path,
+        env={**os.environ, "PYTHON": sys.executable},
+        capture_output=True,
+        text=True,
+        timeout=1200,
+    )
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-3000:]
+    assert "Stage 2: shrink: students 1, seeds 0" in done.stdout and "Stage 3: shrink variants" not in done.stdout
+    teacher_run = OmegaConf.load(tmp_path / "out" / "teacher" / "finetune" / "run" / "v1" / "finetune_config.yaml")
+    assert teacher_run.trainer.max_steps == 4 and teacher_run.exp_manager.early_stopping_callback_params.patience == 1
+    assert teacher_run.trainer.val_check_interval == 4  # a run shorter than its config's interval validates at its end
+    assert (tmp_path / "out" / "teacher" / "finetune" / "run" / "v1" / "curves" / "metrics.csv").is_file()
+    students = tmp_path / "out" / "students"
+    rows = {row["arm"]: row for row in csv.DictReader(open(students / "results.csv")) if row["arm"] != "teacher"}
+    assert set(rows) == {"twostep_onerun_random_clip-mse", "scratch", "scratch-3x", "kd"}
+    assert {(row["layers"], row["seed"]) for row in rows.values()} == {("1", "0")}
+    assert rows["twostep_onerun_random_clip-mse"]["step2_steps"] == "2" and rows["scratch-3x"]["step2_steps"] == "6"
+    step1_dir = students / "step1" / "twostep_onerun_random_clip-mse_s0"
+    step1 = json.loads((step1_dir / "summary.json").read_text())
+    assert step1["schedule_steps"] == 2 and step1["patience"] == 1
+    # --rl_checks 1: the dev loss before step 1 and at one check, at its last step
+    assert [row["step"] for row in csv.DictReader(open(step1_dir / "dev_loss.csv"))] == ["0", "2"]

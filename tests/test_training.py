@@ -85,6 +85,21 @@ def test_precision_auto_picks_by_accelerator_and_the_gpus_bf16():
         resolved("trainer.accelerator=cpu", "trainer.precision=bf16-mixed")
 
 
+def test_a_run_shorter_than_its_validation_interval_validates_at_its_last_step():
+    """finetune --steps 4 with a config that validates every 50 steps: one validation at step 4 (without it
+    the run had no dev curve and NeMo exported its last weights as the best model); longer runs keep theirs."""
+    from asr_transfer.training.config import resolve_trainer
+
+    def interval(*overrides):
+        overrides = ["vocab.dir=v", "trainer.accelerator=cpu", *overrides]
+        cfg = load_config(str(CONF / "tiny_quartznet_char.yaml"), overrides)
+        return resolve_trainer(cfg).trainer.val_check_interval
+
+    assert interval("trainer.max_steps=4", "trainer.val_check_interval=50") == 4
+    assert interval("trainer.max_steps=400", "trainer.val_check_interval=50") == 50
+    assert interval("trainer.max_steps=4", "trainer.val_check_interval=0.5") == 0.5  # a fraction of an epoch
+
+
 @pytest.mark.parametrize(
     "yaml_text, named",
     [

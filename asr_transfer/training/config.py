@@ -275,6 +275,11 @@ def resolve_trainer(cfg: DictConfig) -> DictConfig:
         nodes = trainer.get("num_nodes", 1)
         if trainer.get("strategy", "auto") == "auto" and (devices not in (1, "1") or nodes != 1):
             trainer.strategy = "ddp"
+        interval, max_steps = trainer.get("val_check_interval"), trainer.get("max_steps")
+        if isinstance(interval, int) and isinstance(max_steps, int) and 0 < max_steps < interval:
+            # A run shorter than its config's validation interval would never validate: no dev curve, and
+            # NeMo exports its last weights as the "best" model. It validates once, at its last step.
+            trainer.val_check_interval = max_steps
         if cfg.get("data") is not None and cfg.data.get("shar_path"):
             # Shards are an endless stream, split by rank here rather than by a sampler: a Lightning "epoch"
             # is then a fixed number of batches, one validation interval (NeMo's own Lhotse setting).
