@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import json
 import logging
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -46,6 +49,16 @@ def prepared_de(faulty_de_corpus, tmp_path_factory) -> tuple[Path, dict]:
 
 def read_lines(path: Path) -> list[dict]:
     return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+
+
+def run_recipe_process(
+    cwd: Path, *args: str, timeout: int = 600, env: dict | None = None
+) -> subprocess.CompletedProcess:
+    """``bash ARGS`` in ``cwd`` with this interpreter as the recipe's PYTHON; asserts it exits 0."""
+    env = {**os.environ, "PYTHON": sys.executable, **(env or {})}
+    done = subprocess.run(["bash", *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    return done
 
 
 def char_vocab(tmp_path, labels, name="base") -> OmegaConf:

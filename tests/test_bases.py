@@ -11,6 +11,7 @@ import pytest
 from asr_transfer.bases import REPO_ROOT, BaseModelUnavailable, catalog, lookup, resolve
 from asr_transfer.cli import main as cli_main
 from asr_transfer.training.models import restore_pretrained
+from tests.conftest import run_recipe_process
 
 SHIPPED_EN = REPO_ROOT / "recipes/en_base/model/en_tiny_quartznet_char.nemo"
 SHIPPED_ZH = REPO_ROOT / "recipes/zh_base/model/zh_tiny_quartznet_char.nemo"
@@ -177,22 +178,12 @@ def test_base_recipe_trains_the_arch_it_is_given_and_publishes_it_with_provenanc
     """recipes/en_base/run.sh --arch fastconformer, as a user retraining a shipped base runs it (tiny sizes):
     a SentencePiece model of --bpe_size pieces, from scratch, into --model_dir with its provenance."""
     import json
-    import subprocess
-    import sys
 
     from nemo.collections.asr.models import ASRModel
 
     command = [REPO_ROOT / "recipes" / "en_base" / "run.sh", "--arch", "fastconformer", "--bpe_size", "32"]
     command += ["--clips", "24", "--steps", "2", "--out", "base", "--model_dir", "models", "--jobs", "1"]
-    done = subprocess.run(
-        ["bash", *map(str, command), "--note", "a test"],
-        cwd=tmp_path,
-        env={**os.environ, "PYTHON": sys.executable},
-        capture_output=True,
-        text=True,
-        timeout=900,
-    )
-    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-3000:]
+    done = run_recipe_process(tmp_path, *map(str, command), "--note", "a test", timeout=900)
     assert [f"Stage {n}: " in done.stdout for n in range(5)] == [True] * 5
     assert "[NeMo W" not in done.stdout + done.stderr  # a quiet log: Lhotse's loader notes stay in the run folder
     model = tmp_path / "models" / "en_tiny_fastconformer_bpe32.nemo"

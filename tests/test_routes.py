@@ -12,7 +12,6 @@ from __future__ import annotations
 import csv
 import glob
 import json
-import os
 import re
 import subprocess
 import sys
@@ -27,7 +26,7 @@ from asr_transfer.languages import load_language
 from asr_transfer.manifests.prepare_cv import prepare_common_voice
 from asr_transfer.synth.synth_cv import synth_cv
 from asr_transfer.tokenizers.train import read_labels
-from tests.conftest import quiet_options, read_lines
+from tests.conftest import quiet_options, read_lines, run_recipe_process
 
 STEPS = "trainer.max_steps=6 trainer.val_check_interval=2 data.batch_size=4 trainer.enable_progress_bar=false"
 # Routes that also run stage 6 (LM built, tuned on dev, test decoded with it): one char, one BPE vocabulary.
@@ -126,15 +125,6 @@ print(json.dumps({
 
 def run_recipe(cwd: Path, *args: str, timeout: int = 600, env: dict | None = None) -> str:
     return run_recipe_process(cwd, *args, timeout=timeout, env=env).stdout
-
-
-def run_recipe_process(
-    cwd: Path, *args: str, timeout: int = 600, env: dict | None = None
-) -> subprocess.CompletedProcess:
-    env = {**os.environ, "PYTHON": sys.executable, **(env or {})}
-    done = subprocess.run(["bash", *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout)
-    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
-    return done
 
 
 def seeded_cache_env(tmp_path: Path, name: str, cache: str, shipped: Path) -> dict:

@@ -111,13 +111,20 @@ def test_rank_split_is_disjoint_and_needs_a_divisible_count(tmp_path, manifest_w
 
 def test_prepare_cv_shar_matches_the_clip_build(faulty_de_corpus, prepared_de, tmp_path, capsys):
     """Same rows kept and rejected, for the same reasons, as the per-clip build; train has no clip files.
-    --world-size: a shard count it does not divide is refused before anything is read or written."""
+    --world-size: a shard count it does not divide is refused before anything is read or written, and so are
+    shard flags without --shar (they were silently ignored)."""
     from asr_transfer.cli import main as cli_main
 
     clips_out, clips_summary = prepared_de
     out = tmp_path / "sharded"
     argv = ["prepare-cv", str(faulty_de_corpus.parent.parent), str(out), "--lang", "de", "--audio-format", "flac"]
     argv += ["--jobs", "2", "--no-progress", "--world-size", "2"]
+    assert cli_main([*argv, "--seed", "5", "--buckets", "8"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err == (
+        "error: --world-size 2, --seed 5, --buckets 8: these shape the shards --shar writes; add --shar N or drop them"
+    )
+    assert not out.exists()
     assert cli_main([*argv, "--shar", "3"]) == 2
     err = capsys.readouterr().err.strip()
     # named by prepare-cv's own flag (it was --shards, which prepare-cv does not take)

@@ -18,7 +18,7 @@ from asr_transfer.cli import main as cli_main
 from asr_transfer.shrink import losses
 from asr_transfer.shrink.students import ShrinkError, derive, kept_layers, layer_list, parameter_count
 from asr_transfer.training.models import build_model
-from tests.conftest import CONF, REPO, read_lines
+from tests.conftest import CONF, REPO, read_lines, run_recipe_process
 
 SMALL_CONFORMER = [
     "model.encoder.n_layers=4",
@@ -271,7 +271,7 @@ def test_flop_accounting_gives_scratch_the_steps_step1_cost(tiny_teacher, german
     for size, ctc in ((2, ctc_two), (1, ctc_one)):
         steps = baseline_steps(spec, flops, size, cost)
         assert steps["scratch"] == steps["kd"] == 10 + math.ceil(7 * step1 / ctc) > 10
-        assert steps["scratch-3x"] == 30
+        assert steps["scratch-3x"] == 30 and steps["scratch-1x"] == 10
     assert compute.steps_for(0, ctc_one) == 0 and compute.steps_for(ctc_one + 1, ctc_one) == 2
 
 
@@ -442,25 +442,28 @@ def test_two_student_shrink_end_to_end(tiny_teacher, german, tmp_path):
 
 
 @pytest.mark.slow
-def test_shrink_variants_teacher_init_separately_clip_scratch3x_two_seeds(tiny_teacher, german, tmp_path):
+def test_shrink_variants_teacher_init_separately_clip_scratch_baselines_two_seeds(tiny_teacher, german, tmp_path):
     """The options recipes/shrink/run.sh's stages 2-3 use, run once each: --init teacher, --separately,
-    --rl-patience, --loss clip (stage 3's CLIP-alone variant), the scratch-3x baseline and more than one seed (one
-    student size, to keep the suite's time: --separately's own step-1 folder per size is still what is
-    checked)."""
+    --rl-patience, --loss clip (stage 3's CLIP-alone variant), the scratch-1x and scratch-3x baselines and
+    more than one seed (one student size, to keep the suite's time: --separately's own step-1 folder per size
+    is still what is checked)."""
     out = tmp_path / "shrink"
     argv = [
         "shrink", "--teacher", tiny_teacher, "--students", "1", "--audio", german["train"],
         "--train", german["train"], "--dev", german["dev"], "--lang", "de",
         "--config", str(CONF / "tiny_fastconformer_bpe.yaml"), "--rl-steps", "3", "--ctc-steps", "3",
         "--val-every", "3", "--batch-size", "8", "--init", "teacher", "--separately", "--loss", "clip",
-        "--rl-patience", "1", "--baselines", "scratch-3x", "--seeds", "0,1", str(out),
+        "--rl-patience", "1", "--baselines", "scratch-1x,scratch-3x", "--seeds", "0,1", str(out),
     ]  # fmt: skip
     assert cli_main(argv) == 0
     rows = list(csv.DictReader(open(out / "results.csv")))
     runs = {(row["arm"], row["layers"], row["seed"]) for row in rows if row["arm"] != "teacher"}
-    assert runs == {(arm, "1", seed) for arm in ("twostep_separate_teacher_clip", "scratch-3x") for seed in ("0", "1")}
+    arms = ("twostep_separate_teacher_clip", "scratch-1x", "scratch-3x")
+    assert runs == {(arm, "1", seed) for arm in arms for seed in ("0", "1")}
     by_run = {(row["arm"], row["layers"], row["seed"]): row for row in rows}
     assert by_run[("scratch-3x", "1", "1")]["step2_steps"] == "9"  # 3x step 2's steps
+    assert by_run[("scratch-1x", "1", "0")]["step2_steps"] == "3"  # step 2's own: step 1 ablated
+    assert "scratch (step-2 steps: step 1 ablated)" in (out / "RESULTS.md").read_text()
     assert "±" in (out / "RESULTS.md").read_text()  # a mean and spread over the two seeds
     for seed in ("0", "1"):  # step 1 trained for this student on its own
         folder = out / "step1" / f"twostep_separate_teacher_clip_s{seed}" / "L1"
@@ -480,21 +483,13 @@ def test_shrink_recipe_trains_its_teacher_and_students_with_the_options_given(tm
     """recipes/shrink/run.sh stages 0-2 as a user runs it, at toy sizes, from a folder outside the
     repository: each option reaches the teacher (--teacher_steps, --teacher_patience), step 1 (--rl_steps,
     --rl_checks, --rl_patience) and step 2 (--students, --ctc_steps, --seeds). Stage 3's shrink options are
-    run by test_shrink_variants_teacher_init_separately_clip_scratch3x_two_seeds."""
-    import os
+    run by test_shrink_variants_teacher_init_separately_clip_scratch_baselines_two_seeds."""
 
     options = ["--clips", "24", "--teacher_steps", "4", "--teacher_patience", "1", "--students", "1"]
     options += ["--rl_steps", "2", "--rl_checks", "1", "--rl_patience", "1", "--ctc_steps", "2", "--seeds", "0"]
-    done = subprocess.run(
-        ["bash", str(REPO / "recipes" / "shrink" / "run.sh"), *options, "--jobs", "1", "--out", "out"]
-        + ["--stop_stage", "2"],
-        cwd=tmp_path,
-        env={**os.environ, "PYTHON": sys.executable},
-        capture_output=True,
-        text=True,
-        timeout=1200,
-    )
-    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-3000:]
+    recipe = str(REPO / "recipes" / "shrink" / "run.sh")
+    options += ["--jobs", "1", "--out", "out", "--stop_stage", "2"]
+    done = run_recipe_process(tmp_path, recipe, *options, timeout=1200)
     assert "Stage 2: shrink: students 1, seeds 0" in done.stdout and "Stage 3: shrink variants" not in done.stdout
     teacher_run = OmegaConf.load(tmp_path / "out" / "teacher" / "finetune" / "run" / "v1" / "finetune_config.yaml")
     assert teacher_run.trainer.max_steps == 4 and teacher_run.exp_manager.early_stopping_callback_params.patience == 1
@@ -502,7 +497,8 @@ def test_shrink_recipe_trains_its_teacher_and_students_with_the_options_given(tm
     assert (tmp_path / "out" / "teacher" / "finetune" / "run" / "v1" / "curves" / "metrics.csv").is_file()
     students = tmp_path / "out" / "students"
     rows = {row["arm"]: row for row in csv.DictReader(open(students / "results.csv")) if row["arm"] != "teacher"}
-    assert set(rows) == {"twostep_onerun_random_clip-mse", "scratch", "scratch-3x", "kd"}
+    assert set(rows) == {"twostep_onerun_random_clip-mse", "scratch", "scratch-1x", "scratch-3x", "kd"}
+    assert rows["scratch-1x"]["step2_steps"] == "2"
     assert {(row["layers"], row["seed"]) for row in rows.values()} == {("1", "0")}
     assert rows["twostep_onerun_random_clip-mse"]["step2_steps"] == "2" and rows["scratch-3x"]["step2_steps"] == "6"
     step1_dir = students / "step1" / "twostep_onerun_random_clip-mse_s0"

@@ -15,11 +15,12 @@ from pathlib import Path
 
 from tqdm import tqdm
 
+from asr_transfer.errors import UserError
 from asr_transfer.languages import load_language
 from asr_transfer.manifests import common_voice as cv
 from asr_transfer.manifests.options import add_build_arguments, build_options, report_summary
 from asr_transfer.manifests.pipeline import BuildOptions, ManifestBuilder, SourceItem, train_shar_dir
-from asr_transfer.manifests.shar import ShardOptions, add_shard_arguments, shard_options
+from asr_transfer.manifests.shar import ShardOptions, add_shard_arguments, shard_flags_set, shard_options
 
 # Held-out splits first, so that a clip listed twice is kept in dev/test and rejected from train.
 SPLIT_ORDER = ("test", "dev", "train")
@@ -177,6 +178,9 @@ def main(argv: list[str] | None = None) -> int:
         found = check_source(args.source, args.out_dir, args.lang, args.extract_dir, args.force_lang)
         print(f"{found['locale_dir']}: rows {found['rows']}, {found['clip_files']} clip files")
         return 0
+    ignored = [] if args.shar else shard_flags_set(args)
+    if ignored:
+        raise UserError(f"{', '.join(ignored)}: these shape the shards --shar writes; add --shar N or drop them")
     summary = prepare_common_voice(
         args.source,
         args.out_dir,

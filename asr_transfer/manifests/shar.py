@@ -64,6 +64,16 @@ def add_shard_arguments(parser) -> None:
     )
 
 
+def shard_flags_set(args) -> list[str]:
+    """The shard flags of ``add_shard_arguments`` given values other than their defaults, as ``--flag VALUE``."""
+    defaults = {"world_size": 1, "seed": 0, "buckets": DEFAULT_BUCKETS}
+    return [
+        f"--{name.replace('_', '-')} {getattr(args, name)}"
+        for name, default in defaults.items()
+        if getattr(args, name) != default
+    ]
+
+
 def shard_options(args, shards: int, count_flag: str = "--shards") -> ShardOptions:
     """``count_flag``: the command's own flag for the shard count, which its error messages name."""
     return ShardOptions(

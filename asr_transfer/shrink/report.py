@@ -40,6 +40,8 @@ def label(arm: str) -> str:
         return "teacher"
     if arm == "scratch":
         return "scratch (same total compute)"
+    if arm == "scratch-1x":
+        return "scratch (step-2 steps: step 1 ablated)"
     if arm == "scratch-3x":
         return "scratch (3x step-2 steps)"
     if arm == "kd":

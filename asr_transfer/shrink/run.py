@@ -17,7 +17,8 @@ first layers. Step 1 ends when its dev loss stops improving (``step1.patience``)
 and keeps its best-dev-loss student. Step 2 fine-tunes each with CTC through ``finetune`` (vocabulary
 kept). Baselines: the same students from random weights with the same total compute (``scratch``: step
 2's steps plus ceil(step 1's FLOPs / one CTC step's FLOPs), step 1's FLOPs being what its steps taken
-cost, teacher forward passes included, ``compute``), with 3x step 2's steps (``scratch-3x``), and with
+cost, teacher forward passes included, ``compute``), with step 2's own steps and schedule (``scratch-1x``:
+step 1 ablated, so what step 1 adds is measured at equal CTC steps), with 3x step 2's steps (``scratch-3x``), and with
 CTC plus KL to the teacher for as many steps as ``scratch`` (``kd``; its steps cost more by the
 teacher's forward pass, which its recorded compute includes).
 """
@@ -41,7 +42,7 @@ from asr_transfer.fileio import atomic_open, write_json
 from asr_transfer.shrink.encrl import Step1Config
 from asr_transfer.shrink.losses import LOSSES
 
-BASELINES = ("scratch", "scratch-3x", "kd")
+BASELINES = ("scratch", "scratch-1x", "scratch-3x", "kd")
 INITS = ("random", "teacher")
 
 
@@ -407,7 +408,7 @@ def baseline_steps(spec: ShrinkSpec, compute: dict, size: int, step1_cost: dict)
 
     step1_flops = step1_cost["steps"] * compute["step1_step_flops"][str(step1_cost["trained"])]
     same = spec.ctc_steps + steps_for(step1_flops, compute["ctc_step_flops"][str(size)])
-    return {"scratch": same, "scratch-3x": 3 * spec.ctc_steps, "kd": same}
+    return {"scratch": same, "scratch-1x": spec.ctc_steps, "scratch-3x": 3 * spec.ctc_steps, "kd": same}
 
 
 def teacher_result(spec: ShrinkSpec, teacher, layers) -> dict:
@@ -532,7 +533,7 @@ def build_parser() -> argparse.ArgumentParser:
         type=name_list,
         help=f"comma-separated, from {','.join(BASELINES)}, or none (default {','.join(DEFAULTS.baselines)}); "
         "scratch and kd train for step 2's steps plus the CTC steps whose FLOPs equal step 1's (teacher forward "
-        "passes counted), scratch-3x for 3x step 2's",
+        "passes counted), scratch-1x for step 2's (step 1 ablated), scratch-3x for 3x step 2's",
     )
     parser.add_argument("--seeds", type=int_list, help="seeds, e.g. 0,1,2 (default 0)")
     parser.add_argument("--batch-size", type=int, help=f"step 1's batch size (default {STEP1.batch_size})")

@@ -8,7 +8,8 @@
 #            trained until its dev WER stops improving (no new best in --teacher_patience validations;
 #            --teacher_steps is the length of its learning-rate schedule and the most it may take)
 #   Stage 2: shrink: step 1 (one run, random init, until its dev loss stops improving: --rl_patience
-#            checks), step 2, baselines scratch (same total compute), scratch-3x and kd, every seed
+#            checks), step 2, baselines scratch (same total compute), scratch-1x (step 1 ablated),
+#            scratch-3x and kd, every seed
 #   Stage 3: shrink variants: teacher init (every seed); step 1 per student (first seed); step 1 with the
 #            CLIP term alone (--loss clip, first seed: the summed loss's output match drowns it)
 set -euo pipefail
@@ -24,7 +25,7 @@ option students 4,2,1 "encoder layers of the students"
 option rl_steps 1000 "step 1's schedule: most steps (early stopping ends it sooner)"
 option rl_patience 3 "step 1 stops after this many dev-loss checks without a new best"
 option rl_checks 40 "step 1's dev-loss checks over --rl_steps"
-option ctc_steps 500 "step 2's steps (scratch-3x: 3x; scratch and kd: plus step 1's compute in CTC steps)"
+option ctc_steps 500 "step 2's steps (scratch-1x: as many; scratch-3x: 3x; scratch, kd: plus step 1's compute)"
 option seeds 0,1,2 "seeds of stage 2"
 option out exp/shrink "output folder"
 option jobs "$(nproc)" "worker processes for synthesis and data preparation"
@@ -54,7 +55,7 @@ if run_stage 1; then
 fi
 if run_stage 2; then
     log_stage 2 "shrink: students $students, seeds $seeds" "$teacher" "$out/students/RESULTS.md"
-    cli shrink "${shrink_args[@]}" --seeds "$seeds" --baselines scratch,scratch-3x,kd
+    cli shrink "${shrink_args[@]}" --seeds "$seeds" --baselines scratch,scratch-1x,scratch-3x,kd
 fi
 if run_stage 3; then
     log_stage 3 "shrink variants: teacher init (seeds $seeds), step 1 per student and CLIP alone (seed \
