@@ -72,6 +72,13 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    from asr_transfer.errors import UserError
+    from asr_transfer.nemofile import check_nemo_file
+
+    for option, value in (("--repeats", args.repeats), ("--threads", args.threads)):
+        if value < 1:  # torch refuses 0 threads; 0 repeats time nothing (a division by zero at the table)
+            raise UserError(f"{option} {value} is below 1; ask for at least 1")
+    check_nemo_file(args.model, "--model")  # before the clips are synthesized, so a bad path fails at once
     import torch
     from omegaconf import OmegaConf
 

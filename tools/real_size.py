@@ -601,8 +601,10 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     names = [name for name in args.families.split(",") if name]
     unknown = [name for name in names if name not in FAMILIES]
-    if unknown:
-        build_parser().error(f"unknown families {', '.join(unknown)}; choose from {', '.join(FAMILIES)}")
+    if unknown:  # one error line, as run_tool reports a UserError (argparse's error() prints its usage too)
+        from asr_transfer.errors import UserError
+
+        raise UserError(f"--families: unknown families {', '.join(unknown)}; choose from {', '.join(FAMILIES)}")
     import logging
 
     logging.raiseExceptions = False
