@@ -2,13 +2,13 @@
 
 In: a teacher ``.nemo``, student sizes (encoder layers), an audio manifest for step 1 (text not needed),
 training/dev(/test) manifests for step 2, a ``finetune`` config, and step counts. Out, in OUT_DIR:
-``student_<layers>.nemo`` (the two-step student of that size with the best dev value; stock NeMo
-classes), ``results.csv``, ``RESULTS.md``, ``frontier.png`` (error rate against parameters) and
-``dev_curves.png``. Under it: ``step1/`` (representation-learning runs), ``init/`` (random students),
-``runs/`` (``asr-transfer finetune`` runs), ``results/`` (one JSON per finished run), ``compute.json``
-(FLOPs of one step of each kind) and, beside each step-1 run, ``check_L<layers>.json`` (the step-1
-student against a random one before step 2: dev CTC loss, greedy WER, per-layer CKA to the teacher,
-``check``). Every piece is
+``student_<layers>.nemo`` (the student of that size with the best dev value, of any arm: two-step,
+scratch or KD; stock NeMo classes), ``results.csv``, ``RESULTS.md``, ``frontier.png`` (error rate
+against parameters) and ``dev_curves.png``. Under it: ``step1/`` (representation-learning runs),
+``init/`` (random students), ``runs/`` (``asr-transfer finetune`` runs), ``results/`` (one JSON per
+finished run), ``compute.json`` (FLOPs of one step of each kind) and, beside each step-1 run,
+``check_L<layers>.json`` (the step-1 student against a random one before step 2: dev CTC loss, greedy
+WER, per-layer CKA to the teacher, ``check``). Every piece is
 skipped when a rerun finds it done, so a killed run resumes, and runs of other variants (``--init``,
 ``--separately``, ``--loss``) into the same OUT_DIR share the baselines and the report.
 
