@@ -44,6 +44,8 @@ SHAR_FORMATS = tuple(sorted(AUDIO_FORMATS))
 DEFAULT_SHARD_FORMAT = "flac"
 INDEX_FILE = "shar_index.json"
 DEFAULT_BUCKETS = 30
+# The defaults of the flags add_shard_arguments adds, by dest: what its parser sets and shard_flags_set compares.
+SHARD_FLAG_DEFAULTS = {"world_size": 1, "seed": 0, "buckets": DEFAULT_BUCKETS}
 
 
 def add_shard_arguments(parser) -> None:
@@ -51,25 +53,29 @@ def add_shard_arguments(parser) -> None:
     parser.add_argument(
         "--world-size",
         type=int,
-        default=1,
+        default=SHARD_FLAG_DEFAULTS["world_size"],
         help="GPUs x nodes the shards are for; the shard count must be a multiple, so every rank reads its own "
         "equal share (default 1)",
     )
-    parser.add_argument("--seed", type=int, default=0, help="seed of the shard assignment and order (default 0)")
+    parser.add_argument(
+        "--seed",
+        type=int,
+        default=SHARD_FLAG_DEFAULTS["seed"],
+        help="seed of the shard assignment and order (default 0)",
+    )
     parser.add_argument(
         "--buckets",
         type=int,
-        default=DEFAULT_BUCKETS,
+        default=SHARD_FLAG_DEFAULTS["buckets"],
         help=f"duration buckets to precompute bins for (NeMo's bucket_duration_bins; default {DEFAULT_BUCKETS})",
     )
 
 
 def shard_flags_set(args) -> list[str]:
     """The shard flags of ``add_shard_arguments`` given values other than their defaults, as ``--flag VALUE``."""
-    defaults = {"world_size": 1, "seed": 0, "buckets": DEFAULT_BUCKETS}
     return [
         f"--{name.replace('_', '-')} {getattr(args, name)}"
-        for name, default in defaults.items()
+        for name, default in SHARD_FLAG_DEFAULTS.items()
         if getattr(args, name) != default
     ]
 
