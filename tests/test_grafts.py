@@ -17,6 +17,7 @@ from asr_transfer.training.config import load_config
 from asr_transfer.training.data import dataset_config
 from asr_transfer.training.grafts import (
     BATCH_FIELDS,
+    EARLY_RETURN_CHECK,
     attach_kd,
     batch_audio_lengths,
     batch_transcripts,
@@ -90,3 +91,15 @@ def test_nemo_batches_and_modules_have_the_layout_the_grafts_read(tmp_path, lhot
     assert store["log_probs"].shape[0] == 3 and len(store["encoder"]) == 2
     for handle in handles:
         handle.remove()
+
+
+def test_nemo_checkpoint_callback_still_has_the_rank_local_check_the_ddp_graft_replaces():
+    """rank_zero_decides_best_checkpoint broadcasts rank 0's answer to the test NeMo makes on each rank; a
+    NeMo that moves or fixes that test fails here (tests/test_shar.py's DDP test proves the graft works)."""
+    import inspect
+
+    from nemo.utils.callbacks.nemo_model_checkpoint import NeMoModelCheckpoint
+
+    source = inspect.getsource(NeMoModelCheckpoint.on_save_checkpoint)
+    early, save = source.index(EARLY_RETURN_CHECK), source.index("pl_module.save_to(")
+    assert early < source.index("torch.distributed.barrier()", early) < save

@@ -329,9 +329,10 @@ def train(
         from asr_transfer.training.distill import attach_distillation
 
         attach_distillation(model, cfg.distill)
-    from asr_transfer.training.grafts import guard_training_step
+    from asr_transfer.training.grafts import guard_training_step, rank_zero_decides_best_checkpoint
 
     guard_training_step(model)
+    rank_zero_decides_best_checkpoint(trainer)
     trainer.callbacks.extend(
         [
             freeze_schedule,

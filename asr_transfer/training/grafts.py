@@ -9,7 +9,9 @@ replacement and forward hooks, and nowhere else:
   term added to the CTC loss's output);
 - ``capture_outputs``: the encoder's and decoder's outputs of each forward pass (dev CER without a
   second forward pass);
-- ``batch_audio_lengths`` / ``batch_transcripts``: fields of a training or validation batch.
+- ``batch_audio_lengths`` / ``batch_transcripts``: fields of a training or validation batch;
+- ``rank_zero_decides_best_checkpoint``: under DDP, every rank takes the same path through NeMo's
+  ``.nemo`` save after a validation (NeMo's own check raced, and the ranks deadlocked).
 
 In: a NeMo CTC model (and a teacher, for KD). Out: the same instance, grafted; hook handles where the
 caller removes them. The layouts assumed (all checked by tests/test_grafts.py against the installed NeMo,
@@ -21,11 +23,14 @@ so an upgrade that changes one fails there, not silently in training):
 - ``model.encoder`` returns ``(encoded B x D x T', encoded_lengths B)``; ``model.decoder`` returns
   log-probabilities ``B x T' x V``;
 - ``model.loss`` (``CTCLoss``) is called with keyword arguments including ``log_probs``;
-- ``model.training_step(batch, batch_idx)`` returns the loss or a dict holding it as ``loss``.
+- ``model.training_step(batch, batch_idx)`` returns the loss or a dict holding it as ``loss``;
+- ``NeMoModelCheckpoint.on_save_checkpoint`` returns early, with no collective, while
+  ``os.path.exists(best_model_path)`` is false on this rank (``EARLY_RETURN_CHECK``).
 """
 
 from __future__ import annotations
 
+import os
 import types
 
 import torch
@@ -33,6 +38,9 @@ import torch
 from asr_transfer.training.losses import masked_kl
 
 BATCH_FIELDS = ("audio", "audio_lengths", "tokens", "token_lengths")
+# NeMo 3.0's rank-local test in NeMoModelCheckpoint.on_save_checkpoint that rank_zero_decides_best_checkpoint
+# replaces; tests/test_grafts.py checks it is still there, so a NeMo that changes it is noticed.
+EARLY_RETURN_CHECK = "if not os.path.exists(maybe_injected_best_model_path):"
 
 
 def batch_audio_lengths(batch) -> torch.Tensor:
@@ -113,3 +121,32 @@ def capture_outputs(model, store: dict) -> list:
         model.encoder.register_forward_hook(keep("encoder")),
         model.decoder.register_forward_hook(keep("log_probs")),
     ]
+
+
+def rank_zero_decides_best_checkpoint(trainer) -> None:
+    """Under DDP, rank 0's view decides whether NeMo's checkpoint callback saves the best ``.nemo`` now.
+
+    With ``always_save_nemo`` and ``save_best_model``, ``NeMoModelCheckpoint.on_save_checkpoint`` runs on
+    every rank while Lightning builds a checkpoint, and returns early while the best checkpoint file does
+    not exist yet, as each rank sees it. Rank 0 writes that file right after; a rank that looks a moment
+    later finds it, enters a barrier and a broadcast that rank 0 skipped, and the ranks wait in different
+    collectives for ever (seen on 2 CPU ranks: a hang at the first validation, about 1 run in 3 under load;
+    the race NVIDIA-NeMo/Speech pull request 14380 describes). Grafted: rank 0's answer is broadcast, and
+    a rank goes on into NeMo's save only when rank 0 does. Nothing changes on one device."""
+    from nemo.utils.callbacks.nemo_model_checkpoint import NeMoModelCheckpoint
+
+    if trainer.world_size < 2:
+        return
+    for callback in trainer.callbacks:
+        if isinstance(callback, NeMoModelCheckpoint) and callback.always_save_nemo and callback.save_best_model:
+            callback.on_save_checkpoint = rank_zero_existence_check(callback, callback.on_save_checkpoint)
+
+
+def rank_zero_existence_check(callback, on_save_checkpoint):
+    def guarded(trainer, pl_module, checkpoint):
+        best = callback.best_model_path
+        if not trainer.strategy.broadcast(bool(best) and os.path.exists(best)):
+            return None  # what NeMo's own early return gives, now on every rank at once
+        return on_save_checkpoint(trainer, pl_module, checkpoint)
+
+    return guarded
