@@ -329,7 +329,21 @@ def test_scratch_model_and_missing_base(tmp_path, german):
 
 
 @pytest.mark.slow
-def test_ddp_two_cpu_processes_with_gloo(tmp_path, german, tiny_base):
+def test_ddp_two_cpu_processes_with_gloo(tmp_path, german):
+    """Two gloo ranks from manifests; the dev CER they log is the whole dev set's (edit operations and
+    characters summed over the ranks), not the mean of the two ranks' CERs."""
+    import jiwer
+
+    from asr_transfer.inference.evaluate import HYPOTHESES_FILE, evaluate
+
+    shipped_base = CONF.parent / "en_base" / "model" / "en_tiny_quartznet_char.nemo"  # real hypotheses
+    # Lightning's sampler gives rank r the dev utterances r, r + 2, ...: rank 0 the 4 longest, rank 1 the 4
+    # shortest with only their first word transcribed (CER well above 1 on few characters), so a mean of
+    # the ranks' CERs is far from the dev set's.
+    rows = sorted(read_manifest(german["dev"]), key=lambda row: len(row["text"]))
+    short = [dict(row, text=row["text"].split()[0]) for row in rows[:4]]
+    dev = tmp_path / "dev.json"
+    write_manifest(dev, [row for pair in zip(rows[4:], short, strict=True) for row in pair])
     result = subprocess.run(
         [
             sys.executable,
@@ -338,10 +352,10 @@ def test_ddp_two_cpu_processes_with_gloo(tmp_path, german, tiny_base):
             "finetune",
             "--config",
             str(CONF / "tiny_quartznet_char.yaml"),
-            f"init.nemo={tiny_base}",
+            f"init.nemo={shipped_base}",
             f"vocab.dir={german['char']}",
             f"data.train_manifest={german['train']}",
-            f"data.dev_manifest={german['dev']}",
+            f"data.dev_manifest={dev}",
             f"exp_manager.exp_dir={tmp_path / 'exp'}",
             "trainer.accelerator=cpu",
             "trainer.devices=2",
@@ -363,6 +377,16 @@ def test_ddp_two_cpu_processes_with_gloo(tmp_path, german, tiny_base):
     assert "distributed_backend=gloo" in (run_dir / "nemo_log_globalrank-0_localrank-0.txt").read_text()
     assert (run_dir / "nemo_log_globalrank-1_localrank-1.txt").is_file()
     assert (run_dir / "checkpoints" / "run.nemo").is_file()
+    # One validation (step 2), whose weights run.nemo holds
+    logged = read_points(run_dir)[-1]["dev_cer"]
+    offline = evaluate(str(run_dir / "checkpoints" / "run.nemo"), str(dev), out_dir=str(tmp_path / "eval"))
+    rows = [json.loads(line) for line in (tmp_path / "eval" / HYPOTHESES_FILE).read_text().splitlines()]
+    assert len(rows) == 8 and all(row["hypothesis"] and row["cer"] > 0.05 for row in rows), "real hypotheses"
+    by_rank = [rows[rank::2] for rank in (0, 1)]
+    mean_of_ranks = sum(jiwer.cer([r["reference"] for r in rs], [r["hypothesis"] for r in rs]) for rs in by_rank) / 2
+    print(f"logged {logged:.4f}, offline {offline['cer']:.4f}, mean of the ranks' CERs {mean_of_ranks:.4f}")
+    assert logged == pytest.approx(offline["cer"], abs=0.002)
+    assert abs(mean_of_ranks - offline["cer"]) > 0.05, "the two ways of averaging agree here: nothing is tested"
 
 
 def test_dev_cer_callback_matches_offline_evaluation(tmp_path, german):

@@ -234,13 +234,32 @@ class DevCER(Callback):
                 self._hypotheses.append(hypothesis.text)
 
     def on_validation_epoch_end(self, trainer, pl_module) -> None:
-        import jiwer
+        import torch
 
         for hook in self._hooks:
             hook.remove()
         self._hooks, self._outputs = [], {}
-        if self._references:
-            pl_module.log("val_cer", float(jiwer.cer(self._references, self._hypotheses)), sync_dist=True)
+        # Edit operations and reference characters are summed over the ranks before dividing: the CER of
+        # the whole dev set (a mean of the ranks' CERs is not), and every rank joins the reduction, even
+        # one with no reference of its own, so none waits in it alone.
+        counts = torch.tensor(character_errors(self._references, self._hypotheses), dtype=torch.float64)
+        errors, characters = trainer.strategy.reduce(counts.to(pl_module.device), reduce_op="sum").tolist()
+        if characters:
+            pl_module.log("val_cer", errors / characters, sync_dist=True)  # equal on every rank already
+
+
+def character_errors(references: list[str], hypotheses: list[str]) -> tuple[int, int]:
+    """(substitutions + deletions + insertions, reference characters) of a CER (jiwer's alignment);
+    their ratio is ``jiwer.cer(references, hypotheses)``. (0, 0) for no references."""
+    import jiwer
+
+    if not references:
+        return 0, 0
+    output = jiwer.process_characters(references, hypotheses)
+    return (
+        output.substitutions + output.deletions + output.insertions,
+        output.substitutions + output.deletions + output.hits,
+    )
 
 
 class Throughput(Callback):
