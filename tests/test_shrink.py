@@ -449,6 +449,16 @@ def test_two_student_shrink_end_to_end(tiny_teacher, german, tmp_path):
     assert len((out / "commands.txt").read_text().splitlines()) == 1
     assert json.loads((out / "results" / "kd_L1_s0.json").read_text())["arm"] == "kd"
     assert len(list(Path(out / "logs").glob("*.log"))) == 6
+    # with step 2 done, the step-1 students and checks are no longer needed: a baseline added later runs without
+    step1_files = list((out / "step1").glob("**/student_*.nemo")) + list((out / "step1").glob("**/check_L*.json"))
+    assert len(step1_files) == 4
+    for path in step1_files:
+        path.unlink()
+    assert cli_main(argv[:-3] + ["--baselines", "scratch-1x", str(out)]) == 0
+    assert sorted(path.name for path in (out / "results").glob("scratch-1x_*.json")) == [
+        "scratch-1x_L1_s0.json", "scratch-1x_L2_s0.json"
+    ]  # fmt: skip
+    assert not any((out / "step1").glob("**/check_L*.json"))  # not remade from students that are gone
 
 
 @pytest.mark.slow

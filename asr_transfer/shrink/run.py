@@ -10,7 +10,9 @@ finished run), ``compute.json`` (FLOPs of one step of each kind) and, beside eac
 ``check_L<layers>.json`` (the step-1 student against a random one before step 2: dev CTC loss, greedy
 WER, per-layer CKA to the teacher, ``check``). Every piece is
 skipped when a rerun finds it done, so a killed run resumes, and runs of other variants (``--init``,
-``--separately``, ``--loss``) into the same OUT_DIR share the baselines and the report.
+``--separately``, ``--loss``) into the same OUT_DIR share the baselines and the report. Once a student's
+step 2 is done, neither its check nor its step-1 ``.nemo`` is needed again: a rerun that adds a baseline
+or a seed works after the step-1 students were deleted.
 
 Step 1 trains the largest student to match the frozen teacher (``encrl``); smaller students are its
 first layers. Step 1 ends when its dev loss stops improving (``step1.patience``) or after its steps,
@@ -448,7 +450,10 @@ def shrink(spec: ShrinkSpec) -> Path:
         students = step1(spec, teacher, layers, seed)
         compute = step_compute(spec, teacher, layers, sorted({student["trained"] for student in students.values()}))
         for size, student in sorted(students.items(), reverse=True):
-            step1_check(spec, teacher, layers, size, seed, student)
+            if not result_file(out, spec.two_step_arm, size, seed).is_file():
+                # the check describes the student before step 2; once step 2 is done, the step-1 students it
+                # reads may have been deleted, and a rerun that adds a baseline must not need them
+                step1_check(spec, teacher, layers, size, seed, student)
             step1_flops = student["steps"] * compute["step1_step_flops"][str(student["trained"])]
             flops = {"step1_flops": step1_flops, "step_flops": compute["ctc_step_flops"][str(size)]}
             step2(spec, spec.two_step_arm, Path(student["nemo"]), size, seed, spec.ctc_steps, student, flops)
