@@ -364,6 +364,28 @@ def test_loss_terms_compare_the_clip_term_with_its_chance_value(tmp_path):
     assert found["terms"]["clip"]["share_of_loss"] + found["terms"]["mse"]["share_of_loss"] == pytest.approx(1.0)
 
 
+def test_published_students_are_chosen_on_dev_and_a_deleted_model_is_said_not_copied(tmp_path):
+    """Per size the best dev student of any arm is published; when its model was deleted (result JSON kept),
+    the choice stands, the report says the model is gone, and an earlier student file is left untouched."""
+    from asr_transfer.shrink.report import publish_students
+
+    kept = tmp_path / "kd.nemo"
+    kept.write_bytes(b"kd model")
+    runs = [
+        {"arm": "kd", "seed": 0, "layers": 2, "best_dev_wer": 0.2, "model": str(kept)},
+        {"arm": "scratch", "seed": 0, "layers": 2, "best_dev_wer": 0.3, "model": str(tmp_path / "gone_a.nemo")},
+        {"arm": "kd", "seed": 1, "layers": 1, "best_dev_wer": 0.4, "model": str(tmp_path / "gone_b.nemo")},
+        {"arm": "scratch", "seed": 1, "layers": 4, "best_dev_wer": 0.1, "model": str(tmp_path / "gone_c.nemo")},
+    ]
+    (tmp_path / "student_4.nemo").write_bytes(b"earlier")
+    published = publish_students(runs, "wer", tmp_path)
+    assert published[2] == "kd seed 0" and (tmp_path / "student_2.nemo").read_bytes() == b"kd model"
+    assert published[1] == f"kd seed 1 (its model {tmp_path / 'gone_b.nemo'} is gone: not written)"
+    assert not (tmp_path / "student_1.nemo").exists()
+    assert published[4].endswith("is gone: the file was left as an earlier report wrote it)")
+    assert (tmp_path / "student_4.nemo").read_bytes() == b"earlier"
+
+
 def test_two_student_shrink_end_to_end(tiny_teacher, german, tmp_path):
     out = tmp_path / "shrink"
     argv = [

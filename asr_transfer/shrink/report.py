@@ -468,12 +468,25 @@ def published_choice(runs: list[dict], metric: str) -> dict[int, dict]:
 
 
 def publish_students(runs: list[dict], metric: str, out: Path) -> dict[int, str]:
-    """``published_choice``'s student per size, as student_<layers>.nemo."""
+    """``published_choice``'s student per size, as student_<layers>.nemo; returns size -> what was published.
+
+    A chosen run whose model was deleted (its result JSON kept) is still the choice, since dev chose it: its
+    student_<layers>.nemo is left as an earlier report wrote it, or not written, and the returned text says so.
+    """
     chosen = published_choice(runs, metric)
+    published = {}
     for size, run in chosen.items():
-        with atomic_path(out / f"student_{size}.nemo") as tmp:
-            shutil.copyfile(run["model"], tmp)
-    return {size: f"{run['arm']} seed {run['seed']}" for size, run in chosen.items()}
+        target = out / f"student_{size}.nemo"
+        what = f"{run['arm']} seed {run['seed']}"
+        if Path(run["model"]).is_file():
+            with atomic_path(target) as tmp:
+                shutil.copyfile(run["model"], tmp)
+        elif target.is_file():
+            what += f" (its model {run['model']} is gone: the file was left as an earlier report wrote it)"
+        else:
+            what += f" (its model {run['model']} is gone: not written)"
+        published[size] = what
+    return published
 
 
 def clip_section(checks: list[dict]) -> list[str]:
