@@ -386,6 +386,37 @@ def test_published_students_are_chosen_on_dev_and_a_deleted_model_is_said_not_co
     assert (tmp_path / "student_4.nemo").read_bytes() == b"earlier"
 
 
+def test_claims_are_judged_for_every_two_step_arm_the_paper_s_first():
+    """The paper's method (random init) and each variant (here teacher init) get both claims by the same
+    rules: claim 1 against scratch and KD's mean per size, claim 2 from every seed's steps to scratch's best."""
+    from asr_transfer.shrink.report import claims
+
+    random_arm, teacher_arm = "twostep_onerun_random_clip-mse", "twostep_onerun_teacher_clip-mse"
+    wer = {random_arm: (0.30, 0.32), teacher_arm: (0.08, 0.09), "scratch": (0.12, 0.12), "kd": (0.11, 0.10)}
+    runs = [
+        {"arm": arm, "layers": 4, "seed": seed, "test_wer": value}
+        for arm, values in wer.items()
+        for seed, value in enumerate(values)
+    ]
+    found = [
+        {"arm": arm, "layers": 4, "seed": seed, "steps_with_step1": steps, "scratch_steps": 1900,
+         "compute": 2e13, "scratch_compute": 2.7e13}
+        for arm, steps in ((random_arm, None), (teacher_arm, 1200))
+        for seed in (0, 1)
+    ]  # fmt: skip
+    lines = claims(None, runs, found, "wer")
+    judged = [line for line in lines if line.startswith("**Claim")]
+    assert [line.split(":")[0] for line in judged] == ["**Claim 1", "**Claim 2"] * 2
+    assert "random init" in judged[0] and "random init" in judged[1], "the paper's method first"
+    assert judged[0].endswith("does not hold here.") and judged[1].endswith("does not hold here.")
+    assert "teacher init" in judged[2] and judged[2].endswith(": holds here.") and judged[3].endswith(": holds here.")
+    assert "- 4 layers: 0.085 against scratch (same total compute) 0.120 (+29.2% relative)" in "\n".join(lines)
+    assert "1.58x fewer steps" in "\n".join(lines)
+    only_variant = claims(None, [run for run in runs if run["arm"] != random_arm], found, "wer")
+    assert "No two-step run from random init (the paper's method) in this folder" in "\n".join(only_variant)
+    assert sum(line.startswith("**Claim") for line in only_variant) == 2
+
+
 def test_two_student_shrink_end_to_end(tiny_teacher, german, tmp_path):
     out = tmp_path / "shrink"
     argv = [
