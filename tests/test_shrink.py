@@ -250,10 +250,10 @@ def test_linear_cka_of_a_layer_with_itself_is_one_and_the_check_compares_both_st
 def test_flop_accounting_gives_scratch_the_steps_step1_cost(tiny_teacher, german, tmp_path):
     """FlopCounterMode counts 2 per multiply-add; a step-1 step costs more than the teacher's forward
     pass, a larger student's CTC step more than a smaller one's; scratch and KD get step 2's steps plus
-    ceil(step 1's FLOPs / one CTC step's FLOPs)."""
+    ceil(step 1's FLOPs / one CTC step's FLOPs); the counts do not depend on the seeds a run starts with."""
     from asr_transfer.inference.model import load_model
     from asr_transfer.shrink import compute
-    from asr_transfer.shrink.run import ShrinkSpec, baseline_steps
+    from asr_transfer.shrink.run import ShrinkSpec, baseline_steps, load_teacher, step_compute
 
     a, b = torch.randn(8, 5), torch.randn(5, 3)
     assert compute.counted(lambda: a @ b) == 2 * 8 * 5 * 3
@@ -273,6 +273,16 @@ def test_flop_accounting_gives_scratch_the_steps_step1_cost(tiny_teacher, german
         assert steps["scratch"] == steps["kd"] == 10 + math.ceil(7 * step1 / ctc) > 10
         assert steps["scratch-3x"] == 30 and steps["scratch-1x"] == 10
     assert compute.steps_for(0, ctc_one) == 0 and compute.steps_for(ctc_one + 1, ctc_one) == 2
+    # the counts are made on one fixed batch: an OUT_DIR first run at seed 2 budgets as one first run at seed 0
+    counts = []
+    for seed in (0, 2):
+        spec = ShrinkSpec(
+            teacher=tiny_teacher, students=[1], audio=audio, train=german["train"], dev=german["dev"],
+            out_dir=str(tmp_path / f"out_s{seed}"), config=str(CONF / "tiny_fastconformer_bpe.yaml"), lang="de",
+            seeds=[seed],
+        )  # fmt: skip
+        counts.append(step_compute(spec, teacher, load_teacher(spec)[1], [1]))
+    assert counts[0] == counts[1] and counts[0]["ctc_step_flops"]["1"] > 0
 
 
 def test_shrink_recipe_defaults_are_the_issue_23_release_and_a_converged_teacher():
