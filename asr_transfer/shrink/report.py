@@ -331,6 +331,10 @@ def claims(teacher: dict | None, runs: list[dict], found: list[dict], metric: st
     return lines
 
 
+def layer_count(size: int) -> str:
+    return f"{size} layer" if size == 1 else f"{size} layers"
+
+
 def paper(arm: str) -> bool:
     """Whether a two-step arm is the paper's method (random init)."""
     return "_random_" in arm
@@ -356,7 +360,7 @@ def arm_claims(arm: str, runs: list[dict], found: list[dict], metric: str, key: 
             compared = False
             continue
         parts = [f"{label(alt)} {value:.3f} ({(value - mine) / value:+.1%} relative)" for alt, value in others.items()]
-        one.append((size, mine < min(others.values()), f"{size} layers: {mine:.3f} against {'; '.join(parts)}"))
+        one.append((size, mine < min(others.values()), f"{layer_count(size)}: {mine:.3f} against {'; '.join(parts)}"))
     holds = all(ok for _, ok, _ in one) if compared and one else None
     lines = [
         f"**Claim 1: {name} has a lower {key.replace('_', ' ').upper()} than scratch with the same total compute "
@@ -377,13 +381,13 @@ def arm_claims(arm: str, runs: list[dict], found: list[dict], metric: str, key: 
             steps = mean_of([row["steps_with_step1"] for row in reached])
             ratio = scratch_steps / steps if steps else None
             text = (
-                f"{size} layers: reached scratch's best in {len(reached)}/{len(group)} seeds, after {steps:.0f} "
+                f"{layer_count(size)}: reached scratch's best in {len(reached)}/{len(group)} seeds, after {steps:.0f} "
                 f"steps with step 1's (compute {flops(mean_of([r['compute'] for r in reached]))} FLOPs) against "
                 f"scratch's {scratch_steps:.0f} ({flops(mean_of([r['scratch_compute'] for r in group]))} FLOPs): "
                 f"{ratio:.2f}x fewer steps (paper: {PAPER_SPEEDUP}x)"
             )
         else:
-            text = f"{size} layers: never reached scratch's best (0/{len(group)} seeds)"
+            text = f"{layer_count(size)}: never reached scratch's best (0/{len(group)} seeds)"
         ok = len(reached) == len(group) and all(r["steps_with_step1"] < r["scratch_steps"] for r in reached)
         per_size.append((ok, text))
     holds = all(ok for ok, _ in per_size) if per_size else None
