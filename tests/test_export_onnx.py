@@ -151,8 +151,8 @@ def test_exact_pad_fine_tune_decodes_in_sherpa_onnx_like_the_nemo_model(
     # sherpa-onnx computes NeMo's frames but the first (Kaldi reflects the signal, NeMo pads zeros) and, for
     # half of all lengths, one more at the end. A model that reads the speech well seldom hangs on them, but
     # which utterances it hangs on moves with the 4-step fine-tune's float sums, which differ between
-    # machines (on 400 held-out utterances: 400/400 twice here, 395/400 on CI's machine, a letter or two in
-    # one word each; 398/400 after 300 steps). So the bar is 98% identical transcripts, at most 3 words in
+    # machines (on 400 held-out utterances: 400/400 twice here, 395/400 on CI's machine, those shown a letter
+    # or two within a word; 398/400 after 300 steps). So the bar is 98% identical transcripts, at most 3 words in
     # 1,000 changed, and the WER within 0.002 of NeMo's; the tiny base, a weak reader, loses a letter at a
     # word's edge in 1 to 3 of 40.
     differ = [(a, b) for a, b in zip(nemo, sherpa, strict=True) if a.split() != b.split()]

@@ -310,6 +310,7 @@ def claims(teacher: dict | None, runs: list[dict], found: list[dict], metric: st
     random init) and for every other two-step arm here (teacher init, step 1 per student, another step-1
     loss) by the same rules (``arm_claims``); then the product's goal (``goal``)."""
     key = score_key(runs, metric)
+    score = {(arm, layers): mean_of([run[key] for run in group]) for (arm, layers), group in grouped(runs).items()}
     # the paper's method first, then the variants
     arms = sorted(
         {run["arm"] for run in runs if run["arm"].startswith("twostep")}, key=lambda arm: (not paper(arm), arm)
@@ -326,7 +327,7 @@ def claims(teacher: dict | None, runs: list[dict], found: list[dict], metric: st
             "",
         ]
     for arm in arms:
-        lines += arm_claims(arm, runs, found, metric, key)
+        lines += arm_claims(arm, score, found, metric, key)
     lines += goal(teacher, runs, key)
     return lines
 
@@ -340,8 +341,8 @@ def paper(arm: str) -> bool:
     return "_random_" in arm
 
 
-def arm_claims(arm: str, runs: list[dict], found: list[dict], metric: str, key: str) -> list[str]:
-    """Both claims for one two-step arm.
+def arm_claims(arm: str, score: dict, found: list[dict], metric: str, key: str) -> list[str]:
+    """Both claims for one two-step arm; ``score``: (arm, layers) -> the mean of ``key`` over its seeds.
 
     Claim 1 (Hannan et al. 2025): two-step has a lower WER than the alternatives: here scratch with the
     same total compute and KD, mean over seeds per size; relative gain = (alternative - two-step) /
@@ -349,8 +350,7 @@ def arm_claims(arm: str, runs: list[dict], found: list[dict], metric: str, key: 
     value in fewer steps (the paper: 3x fewer epochs): steps with step 1's counted, mean over the seeds
     that got there, against scratch's own steps to its best; holds here when every seed at every size got
     there in fewer steps."""
-    sizes = sorted({run["layers"] for run in runs if run["arm"] == arm}, reverse=True)
-    score = {(name, layers): mean_of([run[key] for run in group]) for (name, layers), group in grouped(runs).items()}
+    sizes = sorted({layers for name, layers in score if name == arm}, reverse=True)
     name = label(arm)
     one, compared = [], True
     for size in sizes:
